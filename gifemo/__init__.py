@@ -1,0 +1,1 @@
+"""gifemo: emotion recognizers for animated GIFs (GIFGIF+, Chen & Picard 2017)."""
