@@ -288,7 +288,7 @@ def cluster_eigenvalues(sigma: Tensor, eta: float, k: float) -> Tensor:
         raise ValueError(f"k must satisfy 0 < k <= T = {T}, got {k!r}")
     s = torch.clamp(sigma.detach().to(torch.float64), min=0.0)
     smax = float(s.max()) if T else 0.0
-    tiny = smax * T * torch.finfo(torch.float64).eps
+    tiny = smax * 16 * T * torch.finfo(torch.float64).eps
     pos = s > tiny
     r = int(pos.sum())
     gamma = torch.zeros_like(s)
@@ -329,10 +329,12 @@ def cluster_eigenvalues(sigma: Tensor, eta: float, k: float) -> Tensor:
 
 def _cluster_spectrum(W: Tensor, eta: float, k: float) -> tuple[Tensor, Tensor, Tensor]:
     """(Q, σ², γ): eigh of WᵀW = Q diag(σ²) Qᵀ and the optimal eigenvalues γ of M*."""
-    S = W.detach().T @ W.detach()
-    S = 0.5 * (S + S.T)
-    lam, Q = torch.linalg.eigh(S)
-    lam = torch.clamp(lam, min=0.0)
+    Wd = W.detach()
+    S = Wd.T @ Wd
+    _, Q = torch.linalg.eigh(0.5 * (S + S.T))
+    # σᵢ = ‖W qᵢ‖ is accurate to ~σ_max·eps, unlike sqrt(eigenvalue) (~σ_max·sqrt(eps)),
+    # so null directions of W are recognised as such.
+    lam = ((Wd @ Q) ** 2).sum(0)
     gamma = cluster_eigenvalues(torch.sqrt(lam), eta, k)
     return Q, lam, gamma
 
