@@ -12,9 +12,11 @@ The label score is the 1 % lower quantile ``y = µ − 3σ`` (§3.1) and a GIF i
 iff ``y > µ₀ = 25`` (§3.2). A GIF never compared for E has no label for E: µ and σ are NaN and
 its mask entry is False — never "missing = negative".
 
-Updates use the maintained ``trueskill`` package (``rate_1vs1``; its own erfc, about 105 µs per
-vote on this 2-core machine, so ~5.5 min for GIFGIF's 3.1 M votes) rather than our own copy of
-the update equations; the tests check it against those equations written out with scipy.
+Updates use the maintained ``trueskill`` package (``rate_1vs1`` with its built-in erfc) rather
+than our own copy of the update equations; the tests check it against those equations written
+out with scipy. It is pure Python: 105 µs per ``rate_1vs1`` call and 177 µs per vote through
+:func:`trueskill_scores` on the shared 2-core development machine, i.e. 5–10 minutes for
+GIFGIF's 3.1 M votes — fine for a one-off labelling step; ``scores.csv`` avoids it.
 """
 
 from __future__ import annotations

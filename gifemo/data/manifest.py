@@ -172,7 +172,7 @@ def load_dataset(path: str | Path) -> GifDataset:
         Listing every problem found in every file, with file names and row numbers.
     """
     path = Path(path)
-    manifest_path = path if path.is_file() else path / MANIFEST
+    manifest_path = path if path.is_file() or path.suffix.lower() == ".csv" else path / MANIFEST
     root = manifest_path.parent.resolve()
     problems: list[tuple[str, int | None, str]] = []
     if not manifest_path.is_file():
