@@ -412,3 +412,35 @@ def build_backbone(weights: str | os.PathLike = RANDOM, width: float = 1.0, seed
     model.requires_grad_(False)
     info = WeightsInfo(str(path.resolve()), file_sha256(path), conv, float(width), None)
     return model, info
+
+
+def weights_info(weights: str | os.PathLike = RANDOM, width: float = 1.0, seed: int = 0,
+                 convention: str | None = None) -> WeightsInfo:
+    """The :class:`WeightsInfo` that :func:`build_backbone` would return, without building.
+
+    Hashes the file and reads only a safetensors header, so a caller can look up a feature
+    cache keyed by the weights before paying for loading them.
+    """
+    if str(weights) == RANDOM:
+        conv = convention or DEFAULT_CONVENTION
+        get_convention(conv)
+        return WeightsInfo(RANDOM, RANDOM, conv, float(width), int(seed))
+    path = Path(weights)
+    if not path.is_file():
+        raise C3DWeightsError(path, "weights file not found (nothing is downloaded; pass a "
+                                    "local file or weights='random')")
+    conv = convention
+    if conv is None:
+        if _sniff_format(path) == "safetensors":
+            from safetensors import safe_open
+            try:
+                with safe_open(str(path), framework="pt", device="cpu") as f:
+                    conv = (f.metadata() or {}).get("convention")
+            except Exception as e:
+                raise C3DWeightsError(path, f"cannot read safetensors file ({type(e).__name__}: {e})") from e
+            if conv is None:
+                raise C3DWeightsError(path, "safetensors metadata has no 'convention'")
+        else:
+            conv = DEFAULT_CONVENTION
+    get_convention(conv)
+    return WeightsInfo(str(path.resolve()), file_sha256(path), conv, float(width), None)

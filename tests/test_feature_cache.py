@@ -1,0 +1,204 @@
+"""Feature cache: mean-L2 features, reuse, invalidation rules, resume, bad files."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gifemo.data.clips import make_clips
+from gifemo.data.decode import decode
+from gifemo.data.manifest import load_dataset, write_dataset
+from gifemo.features import extract as extract_mod
+from gifemo.features import ensure_visual_features
+from gifemo.features.cache import FeatureCache
+from gifemo.features.pooling import ClipMeanAccumulator, mean_l2
+from gifemo.features.writer import ShardWriter
+from gifemo.models.c3d import build_backbone
+
+WIDTH = 0.0625  # C3D at 1/16 width: same architecture, a few ms per clip
+BACKBONE = {"weights": "random", "width": WIDTH, "seed": 0}
+RUN = {"accelerator": "cpu", "clip_batch_size": 2, "progress": False}
+FRAMES = [2, 17, 30, 5, 9, 2]  # -> 1, 2, 3, 1, 1, 1 clips
+
+
+def _write_gif(path, n_frames, seed, size=(40, 32)):
+    rng = np.random.default_rng(seed)
+    frames = [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+              for _ in range(n_frames)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+
+
+def _make_dataset(root, frames=FRAMES, extra=()):
+    (root / "gifs").mkdir(parents=True, exist_ok=True)
+    ids, rels = [], []
+    for i, n in enumerate(frames):
+        _write_gif(root / "gifs" / f"g{i}.gif", n, seed=i)
+        ids.append(f"g{i}")
+        rels.append(f"gifs/g{i}.gif")
+    for gif_id, rel in extra:
+        ids.append(gif_id)
+        rels.append(rel)
+    write_dataset(root, ids, rels, [["tag"]] * len(ids))
+    return root
+
+
+def _reference_features(paths, width=WIDTH, seed=0, max_clips=None):
+    """Independent path: decode -> clips -> C3D.embed -> numpy mean -> numpy L2."""
+    model, _ = build_backbone("random", width=width, seed=seed)
+    out = []
+    for p in paths:
+        clips = make_clips(decode(p).rgb, max_clips=max_clips)
+        with torch.no_grad():
+            fc6 = model.embed(clips).double().numpy()
+        m = fc6.mean(axis=0)
+        out.append(m / np.sqrt((m ** 2).sum()))
+    return np.stack(out)
+
+
+def test_mean_l2_and_accumulator_match_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 7))
+    m = x.mean(0)
+    np.testing.assert_allclose(mean_l2(x), m / np.linalg.norm(m), rtol=1e-6)
+    acc = ClipMeanAccumulator()
+    # GIF 3 split over two calls, GIF 4 complete in the first.
+    assert [g for g, _, _ in acc.add(np.array([3, 3, 4]), np.array([5, 5, 1]), x[[0, 1, 4]])] == [4]
+    done = acc.add(np.array([3, 3, 3]), np.array([5, 5, 5]), x[[2, 3, 4]])
+    assert [(g, n) for g, _, n in done] == [(3, 5)] and len(acc) == 0
+    np.testing.assert_allclose(done[0][1], mean_l2(x), rtol=1e-6)
+    np.testing.assert_array_equal(mean_l2(np.zeros((2, 3))), 0.0)  # no NaN for zero fc6
+
+
+def test_features_are_l2_normalised_means_over_clips(tmp_path):
+    root = _make_dataset(tmp_path / "data")
+    table = ensure_visual_features(root, tmp_path / "cache", BACKBONE, None, None, run=RUN)
+    assert table.ids == [f"g{i}" for i in range(len(FRAMES))]
+    assert table.visual.dtype == np.float32 and table.visual.shape == (6, 256)
+    np.testing.assert_allclose(np.linalg.norm(table.visual, axis=1), 1.0, rtol=1e-5)
+    paths = [root / "gifs" / f"g{i}.gif" for i in range(len(FRAMES))]
+    np.testing.assert_allclose(table.visual, _reference_features(paths), rtol=1e-4, atol=1e-6)
+    assert table.weights_id == f"random:seed=0:width={WIDTH:g}"
+    assert table.n_computed == 6 and table.bad == []
+    index = FeatureCache(tmp_path / "cache", table.settings).load_index()
+    assert [g["id"] for g in index["gifs"]] == table.ids
+    assert all(len(g["sha256"]) == 64 for g in index["gifs"])
+    assert index["settings"]["decode_backend"] == "pyav" and index["weights_id"] == table.weights_id
+
+
+def test_finished_cache_is_reused_without_computing(tmp_path, monkeypatch):
+    root = _make_dataset(tmp_path / "data")
+    first = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+
+    def no_extraction(*a, **k):
+        raise AssertionError("the cache should have been reused")
+
+    monkeypatch.setattr(extract_mod, "extract_features", no_extraction)
+    again = ensure_visual_features(root, tmp_path / "cache", BACKBONE,
+                                   run={**RUN, "clip_batch_size": 5})  # compute detail: same key
+    assert again.n_computed == 0 and again.ids == first.ids
+    np.testing.assert_array_equal(again.visual, first.visual)
+
+
+def test_touched_file_is_not_rehashed_into_a_recompute(tmp_path):
+    root = _make_dataset(tmp_path / "data")
+    ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    p = root / "gifs" / "g1.gif"
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime
+    table = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    assert table.n_computed == 0
+
+
+def test_changed_gif_recomputes_only_that_gif(tmp_path):
+    root = _make_dataset(tmp_path / "data")
+    first = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    _write_gif(root / "gifs" / "g2.gif", 12, seed=99)  # new content, same path
+    second = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    assert second.n_computed == 1
+    same = [i for i in range(6) if i != 2]
+    np.testing.assert_array_equal(second.visual[same], first.visual[same])
+    assert not np.allclose(second.visual[2], first.visual[2])
+    np.testing.assert_allclose(second.visual[2], _reference_features([root / "gifs" / "g2.gif"])[0],
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", [{"backbone": {**BACKBONE, "seed": 1}},
+                                    {"clips": {"max_clips_per_gif": 1}},
+                                    {"decode": {"backend": "pillow"}}])
+def test_settings_change_invalidates_every_gif(tmp_path, change):
+    root = _make_dataset(tmp_path / "data", frames=[2, 30])
+    first = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    kw = {"backbone": BACKBONE, **change}
+    second = ensure_visual_features(root, tmp_path / "cache", run=RUN, **kw)
+    assert second.n_computed == 2 and second.cache_dir != first.cache_dir
+    back = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    assert back.n_computed == 0  # the old settings' folder is still there
+
+
+def test_identical_files_are_computed_once(tmp_path):
+    root = _make_dataset(tmp_path / "data", frames=[3, 4])
+    (root / "gifs" / "copy.gif").write_bytes((root / "gifs" / "g0.gif").read_bytes())
+    write_dataset(root, ["g0", "g1", "copy"], ["gifs/g0.gif", "gifs/g1.gif", "gifs/copy.gif"],
+                  [[], [], []])
+    table = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    assert table.n_computed == 2 and table.ids == ["g0", "g1", "copy"]
+    np.testing.assert_array_equal(table.visual[0], table.visual[2])
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+class _DiesAfter3(ShardWriter):
+    """Dies like a killed process after its 3rd GIF: no flush of the open buffer."""
+
+    def _on_gif_done(self, gif_index):
+        super()._on_gif_done(gif_index)
+        if self.n_gifs == 3:
+            raise _Killed("simulated kill")
+
+    def on_exception(self, trainer, pl_module, exception):
+        pass
+
+
+def test_interrupted_extraction_resumes_with_only_the_rest(tmp_path, monkeypatch):
+    root = _make_dataset(tmp_path / "data")
+    run = {**RUN, "shard_size": 2}
+    with monkeypatch.context() as m:
+        m.setattr(extract_mod, "ShardWriter", _DiesAfter3)
+        with pytest.raises(_Killed):
+            ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=run)
+    cache_dirs = list((tmp_path / "cache").iterdir())
+    assert len(cache_dirs) == 1 and not (cache_dirs[0] / "index.json").exists()
+    assert len(list((cache_dirs[0] / "shards").glob("*.json"))) == 1  # one done shard of 2 GIFs
+    # A shard whose done-marker never got written counts as not done.
+    np.save(cache_dirs[0] / "shards" / "99999999999999999999-dead-r0.npy", np.zeros((1, 256), np.float32))
+    resumed = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=run)
+    assert resumed.n_computed == 4
+    fresh = ensure_visual_features(root, tmp_path / "fresh", BACKBONE, run=run)
+    np.testing.assert_allclose(resumed.visual, fresh.visual, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_files_are_skipped_listed_and_remembered(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "gifs").mkdir(parents=True)
+    (data / "gifs" / "junk.gif").write_bytes(b"GIF89a but not really" * 3)
+    (data / "gifs" / "gone.gif").write_bytes(b"")
+    root = _make_dataset(data, frames=[2, 3], extra=[("junk", "gifs/junk.gif"),
+                                                     ("gone", "gifs/gone.gif")])
+    dataset = load_dataset(root)
+    (data / "gifs" / "gone.gif").unlink()  # vanishes after the manifest was read
+    run_dir = tmp_path / "run"
+    table = ensure_visual_features(dataset, tmp_path / "cache", BACKBONE, run=RUN, run_dir=run_dir)
+    assert table.ids == ["g0", "g1"] and table.rows.tolist() == [0, 1]
+    assert [os.path.basename(p) for p, _ in table.bad] == ["junk.gif", "gone.gif"]
+    with open(run_dir / "bad_files.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "reason"] and len(rows) == 3
+    assert all(r[1] for r in rows[1:])
+    monkeypatch.setattr(extract_mod, "extract_features",
+                        lambda *a, **k: pytest.fail("known bad file was decoded again"))
+    again = ensure_visual_features(dataset, tmp_path / "cache", BACKBONE, run=RUN, run_dir=run_dir)
+    assert len(again.bad) == 2 and again.n_computed == 0
