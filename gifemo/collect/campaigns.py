@@ -1,0 +1,173 @@
+"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint (issue 7, point 2).
+
+Creating a campaign scores every candidate once with the checkpoint (:mod:`gifemo.collect.scoring`),
+stores the ranked order in the database (``rank0`` = the checkpoint's order, kept for replay;
+``rank`` = the order now used, changed by re-ranking) and caches the candidates' feature matrix
+beside the database (``<data_root>/<campaign>/features.npy``) so re-ranking never re-extracts.
+A campaign is ``active`` until ``n_positive`` reaches ``target_np``, then ``complete``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gifemo.collect.consensus import agreement
+from gifemo.collect.db import now, transaction
+from gifemo.collect.errors import Conflict, InvalidInput, NotFound
+from gifemo.collect.pool import load_pool
+from gifemo.collect.replay import replay
+from gifemo.collect.scoring import DEFAULT_RERANK_RHO, score_pool
+from gifemo.data.emotions import EMOTIONS
+
+FEATURES_FILE = "features.npy"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A row of the ``campaigns`` table."""
+
+    id: int
+    name: str
+    emotion: str
+    candidates: str
+    checkpoint: str
+    features: str
+    target_np: int
+    rerank_every: int | None
+    rerank_rho: float
+    status: str
+    n_candidates: int
+    n_decided: int
+    n_positive: int
+    n_judgements: int
+
+    @property
+    def precision(self) -> float:
+        """Running precision: confirmed positives per decided candidate (NaN before any)."""
+        return self.n_positive / self.n_decided if self.n_decided else math.nan
+
+    def progress(self) -> dict:
+        return {"id": self.id, "name": self.name, "emotion": self.emotion, "status": self.status,
+                "target_np": self.target_np, "n_candidates": self.n_candidates,
+                "n_decided": self.n_decided, "n_positive": self.n_positive,
+                "n_judgements": self.n_judgements, "precision": _finite(self.precision),
+                "rerank_every": self.rerank_every}
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _row_to_campaign(r: sqlite3.Row) -> Campaign:
+    return Campaign(r["id"], r["name"], r["emotion"], r["candidates"], r["checkpoint"], r["features"],
+                    r["target_np"], r["rerank_every"], r["rerank_rho"], r["status"], r["n_candidates"],
+                    r["n_decided"], r["n_positive"], r["n_judgements"])
+
+
+def get_campaign(conn: sqlite3.Connection, campaign: int | str) -> Campaign:
+    """A campaign by id (int or digit string) or name."""
+    if isinstance(campaign, int) or (isinstance(campaign, str) and campaign.isdigit()):
+        r = conn.execute("SELECT * FROM campaigns WHERE id = ?", (int(campaign),)).fetchone()
+    else:
+        r = conn.execute("SELECT * FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+    if r is None:
+        raise NotFound(f"no campaign {campaign!r}")
+    return _row_to_campaign(r)
+
+
+def list_campaigns(conn: sqlite3.Connection) -> list[Campaign]:
+    return [_row_to_campaign(r) for r in conn.execute("SELECT * FROM campaigns ORDER BY id")]
+
+
+def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: str, emotion: str,
+                    candidates: str | Path, checkpoint: str | Path, target_np: int,
+                    features: str | Path | None = None, rerank_every: int | None = None,
+                    rerank_rho: float = DEFAULT_RERANK_RHO) -> Campaign:
+    """Score the pool once, store the ranked candidates and return the new campaign."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(f"campaign name {name!r}: use 1-64 letters, digits or _ . -")
+    if emotion not in EMOTIONS:
+        raise InvalidInput(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTIONS)}")
+    if isinstance(target_np, bool) or not isinstance(target_np, int) or target_np < 1:
+        raise InvalidInput(f"target_np must be a positive integer, got {target_np!r}")
+    if rerank_every is not None and (isinstance(rerank_every, bool) or not isinstance(rerank_every, int)
+                                     or rerank_every < 1):
+        raise InvalidInput(f"rerank_every must be a positive integer or null, got {rerank_every!r}")
+    if not (isinstance(rerank_rho, (int, float)) and math.isfinite(rerank_rho) and rerank_rho > 0):
+        raise InvalidInput(f"rerank_rho must be a positive number, got {rerank_rho!r}")
+    if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
+        raise Conflict(f"campaign {name!r} already exists")
+    pool = load_pool(candidates)
+    if target_np > len(pool):
+        raise InvalidInput(f"target_np {target_np} exceeds the pool's {len(pool)} candidates")
+    scored = score_pool(pool, emotion, checkpoint, features,
+                        cache_dir=Path(data_root) / "feature-cache")
+    folder = Path(data_root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    feat_path = folder / FEATURES_FILE
+    tmp = folder / (FEATURES_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(scored.X, dtype=np.float32))
+    tmp.replace(feat_path)
+    order = np.argsort(-scored.scores, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    with transaction(conn):
+        if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
+            raise Conflict(f"campaign {name!r} already exists")
+        cur = conn.execute(
+            "INSERT INTO campaigns (name, emotion, candidates, checkpoint, features, target_np, "
+            "rerank_every, rerank_rho, status, n_candidates, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+            (name, emotion, str(pool.source), str(Path(checkpoint).resolve()), str(feat_path),
+             target_np, rerank_every, float(rerank_rho), len(pool), now()))
+        cid = cur.lastrowid
+        conn.executemany(
+            "INSERT INTO candidates (campaign_id, gif_id, path, tags, pool_row, score0, rank0, score, rank) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((cid, g, str(p), json.dumps(t), i, float(s), int(r), float(s), int(r))
+             for i, (g, p, t, s, r) in enumerate(zip(pool.ids, pool.paths, pool.tags,
+                                                     scored.scores, rank))))
+    return get_campaign(conn, cid)
+
+
+def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
+    """Progress, agreement rates, the replay of the original order and the re-ranks so far."""
+    c = get_campaign(conn, campaign)
+    rows = conn.execute("SELECT gif_id, rank0, label, look FROM candidates WHERE campaign_id = ? "
+                        "ORDER BY pool_row", (c.id,)).fetchall()
+    labels = np.array([np.nan if r["label"] is None else r["label"] for r in rows], dtype=float)
+    looks = np.array([np.nan if r["look"] is None else r["look"] for r in rows], dtype=float)
+    original = np.argsort(np.array([r["rank0"] for r in rows]), kind="stable")
+    decisions = {r["gif_id"]: r["label"] for r in rows if r["label"] is not None}
+    judged = conn.execute(
+        "SELECT j.gif_id, l.name, j.answer FROM judgements j JOIN labellers l ON l.id = j.labeller_id "
+        "WHERE j.campaign_id = ? ORDER BY j.id", (c.id,)).fetchall()
+    agree = agreement([(r[0], r[1], r[2]) for r in judged], decisions)
+    pos_looks = np.sort(looks[labels == 1])
+    reranks = [dict(r) for r in conn.execute(
+        "SELECT n_decided, n_train, n_train_pos, rel_gap, seconds, created_at FROM reranks "
+        "WHERE campaign_id = ? ORDER BY id", (c.id,))]
+    n_vote = conn.execute("SELECT COUNT(*) FROM votes WHERE campaign_id = ?", (c.id,)).fetchone()[0]
+    awaiting_third = conn.execute(
+        "SELECT COUNT(*) FROM candidates WHERE campaign_id = ? AND label IS NULL "
+        "AND n_yes > 0 AND n_no > 0", (c.id,)).fetchone()[0]
+    return {
+        **c.progress(),
+        "looks_per_positive": _finite(c.n_decided / c.n_positive) if c.n_positive else None,
+        "judgements_per_positive": _finite(c.n_judgements / c.n_positive) if c.n_positive else None,
+        "n_tilde_measured": int(pos_looks[c.target_np - 1]) if len(pos_looks) >= c.target_np else None,
+        "awaiting_third": awaiting_third,
+        "agreement": {k: (_finite(v) if isinstance(v, float) else v) for k, v in agree.items()},
+        "replay": replay(original, labels, looks).to_dict(),
+        "reranks": reranks,
+        "n_votes": n_vote,
+    }

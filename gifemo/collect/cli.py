@@ -1,0 +1,150 @@
+"""Command line of the labelling app (``scripts/collect.py``).
+
+::
+
+    collect.py init            --db collect.db                 # creates the db, prints an admin token
+    collect.py add-labeller    --db collect.db alice [--admin] # prints alice's token (shown once)
+    collect.py create-campaign --db collect.db --name amuse-1 --emotion amusement \
+                               --candidates POOL --checkpoint CKPT [--features F.npz] --np 3000 \
+                               [--rerank-every 50]
+    collect.py serve           --db collect.db [--port 8765]   # http://127.0.0.1:8765/
+    collect.py export          --db collect.db --campaign amuse-1 --out DIR [--labels auto|votes|consensus]
+    collect.py demo            --db collect.db [--port 8765]   # demo data + campaign + tokens, then serve
+
+The server binds the loopback interface only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gifemo.collect.access import create_labeller, list_labellers
+from gifemo.collect.campaigns import create_campaign, get_campaign
+from gifemo.collect.db import connect
+from gifemo.collect.errors import CollectError, NotFound
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _data_root(db: Path) -> Path:
+    db = db.resolve()
+    return db.with_name(db.stem + "-data")
+
+
+def serve(db: Path, host: str = "127.0.0.1", port: int = 8765, log_level: str = "info") -> None:
+    """Run the app with uvicorn on the loopback interface."""
+    import uvicorn
+
+    from gifemo.collect.app import create_app
+
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to bind {host!r}: the labelling app serves on loopback only "
+                         f"({', '.join(LOOPBACK)})")
+    uvicorn.run(create_app(db), host=host, port=port, log_level=log_level)
+
+
+def _ensure_admin(conn) -> str | None:
+    if any(lab.is_admin for lab in list_labellers(conn)):
+        return None
+    return create_labeller(conn, "admin", admin=True)
+
+
+def demo(db: Path, port: int, run_server: bool = True) -> dict:
+    """Build the demo campaign (idempotent), write tokens to ``<db>-data/tokens.json``, serve."""
+    from gifemo.collect.demo import build_demo
+
+    root = _data_root(db)
+    files = build_demo(root / "demo")
+    conn = connect(db)
+    tokens_path = root / "tokens.json"
+    tokens = json.loads(tokens_path.read_text()) if tokens_path.is_file() else {}
+    for name, admin in (("admin", True), ("alice", False), ("bob", False), ("carol", False)):
+        if name not in tokens:
+            tokens[name] = create_labeller(conn, name, admin=admin)
+    tokens_path.write_text(json.dumps(tokens, indent=2))
+    tokens_path.chmod(0o600)
+    try:
+        c = get_campaign(conn, "demo-amusement")
+    except NotFound:
+        c = create_campaign(conn, root, name="demo-amusement", emotion="amusement", candidates=files.pool,
+                            checkpoint=files.head, features=files.features, target_np=20, rerank_every=10)
+    conn.close()
+    print(f"campaign {c.name!r}: {c.n_candidates} candidates, target {c.target_np} positives")
+    print(f"labeller tokens (also in {tokens_path}):")
+    for name, tok in tokens.items():
+        print(f"  {name:6s} {tok}")
+    if run_server:
+        print(f"open http://127.0.0.1:{port}/ and sign in with a token")
+        serve(db, port=port)
+    return tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="collect.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--db", type=Path, required=True, help="SQLite database file")
+        return s
+
+    add("init", "create the database and an admin token")
+    s = add("add-labeller", "create a labeller and print their token")
+    s.add_argument("name")
+    s.add_argument("--admin", action="store_true")
+    s = add("create-campaign", "score a candidate pool and open a campaign")
+    s.add_argument("--name", required=True)
+    s.add_argument("--emotion", required=True)
+    s.add_argument("--candidates", required=True, help="folder of GIFs, dataset folder or manifest.csv")
+    s.add_argument("--checkpoint", required=True, help="training checkpoint, or a precomputed head .npz")
+    s.add_argument("--features", help="feature file (.npz) for a precomputed head")
+    s.add_argument("--np", dest="target_np", type=int, required=True, help="target number of positives")
+    s.add_argument("--rerank-every", type=int, default=None)
+    s.add_argument("--rerank-rho", type=float, default=1.0)
+    s = add("serve", "run the web app on 127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--log-level", default="info")
+    s = add("export", "write a campaign's labels and votes as a dataset folder")
+    s.add_argument("--campaign", required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--labels", default="auto", choices=("auto", "votes", "consensus"))
+    s.add_argument("--copy-gifs", action="store_true")
+    s = add("demo", "demo data + campaign + tokens, then serve")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--no-serve", action="store_true")
+    a = p.parse_args(argv)
+
+    try:
+        if a.cmd == "serve":
+            serve(a.db, a.host, a.port, a.log_level)
+            return 0
+        if a.cmd == "demo":
+            demo(a.db, a.port, run_server=not a.no_serve)
+            return 0
+        conn = connect(a.db)
+        if a.cmd == "init":
+            tok = _ensure_admin(conn)
+            print(f"admin token: {tok}" if tok else "an admin already exists; "
+                  "use add-labeller NAME --admin for another")
+        elif a.cmd == "add-labeller":
+            print(create_labeller(conn, a.name, admin=a.admin))
+        elif a.cmd == "create-campaign":
+            c = create_campaign(conn, _data_root(a.db), name=a.name, emotion=a.emotion,
+                                candidates=a.candidates, checkpoint=a.checkpoint, features=a.features,
+                                target_np=a.target_np, rerank_every=a.rerank_every,
+                                rerank_rho=a.rerank_rho)
+            print(json.dumps(c.progress(), indent=2))
+        elif a.cmd == "export":
+            from gifemo.collect.export import export_campaign
+
+            summary = export_campaign(conn, a.campaign, a.out, labels=a.labels, copy_gifs=a.copy_gifs)
+            print(json.dumps(summary, indent=2))
+        conn.close()
+    except CollectError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,207 @@
+"""The one seam between the labelling app and the model side: scores and re-ranking.
+
+Two things are needed from the model side, and only here:
+
+1. :func:`score_pool` — the candidates' feature vectors ``X`` [N, d] and the checkpoint's
+   scores for the campaign's emotion. Two sources:
+
+   * a training checkpoint (``*.pt``/``*.ckpt``): features are extracted with the same backbone
+     and tag vocabulary through :mod:`gifemo.rank`;
+   * a *precomputed* head (``*.npz`` with ``W`` [d, T], ``b`` [T], ``emotions``) plus a feature
+     file (``*.npz`` with ``ids`` [N] and ``X`` [N, d]) — for pools whose features were
+     extracted elsewhere, and for tests that do not run C3D.
+
+2. :func:`refit_scores` — re-ranking after N new labels (issue 7, point 5). The head is refitted
+   on the labels so far with :func:`gifemo.models.solvers.fit_multitask_linear`, on the cached
+   features (seconds). With a few dozen labels against d ≈ 4,235 features a fit from scratch
+   would forget the checkpoint, so the refit is a ridge fit *around the checkpoint's head*:
+   it fits a correction ΔW, Δb to the residual ``t − s₀`` of the labelled candidates,
+
+       min_{ΔW, Δb}  Σ_labelled (xᵢᵀΔW + Δb − (tᵢ − s₀ᵢ))² + ρ‖ΔW‖²_F,
+
+   which is the same as refitting W with the penalty ρ‖W − W₀‖² (shrinkage towards the
+   checkpoint instead of towards 0). New scores are ``s₀ + XΔW + Δb``. A consensus label is
+   put on the head's own scale (the label score y = µ − 3σ, positive iff y > µ₀ = 25,
+   paper §3.1–3.2) as ``t = µ₀ ± σ₀`` (:data:`TARGET_POSITIVE`, :data:`TARGET_NEGATIVE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gifemo.collect.errors import PoolError
+from gifemo.collect.pool import CandidatePool
+from gifemo.data.emotions import EMOTIONS
+from gifemo.data.labels import MU0, SIGMA0
+
+TARGET_POSITIVE = MU0 + SIGMA0
+TARGET_NEGATIVE = MU0 - SIGMA0
+DEFAULT_RERANK_RHO = 1.0
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """Linear recognizers: score = x W + b, one column per emotion."""
+
+    W: np.ndarray          # float64 [d, T]
+    b: np.ndarray          # float64 [T]
+    emotions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.W.ndim != 2 or self.b.shape != (self.W.shape[1],) or len(self.emotions) != self.W.shape[1]:
+            raise PoolError(f"linear head with inconsistent shapes: W {self.W.shape}, b {self.b.shape}, "
+                            f"{len(self.emotions)} emotions")
+
+    def column(self, emotion: str) -> int:
+        try:
+            return self.emotions.index(emotion)
+        except ValueError:
+            raise PoolError(f"the head has no recognizer for emotion {emotion!r}; "
+                            f"it has {', '.join(self.emotions)}") from None
+
+    def scores(self, X: np.ndarray, emotion: str) -> np.ndarray:
+        """float64 [N]: the recognizer's output for ``emotion``."""
+        t = self.column(emotion)
+        return np.asarray(X, dtype=np.float64) @ self.W[:, t] + self.b[t]
+
+
+def save_head(path: str | Path, W: np.ndarray, b: np.ndarray,
+              emotions: tuple[str, ...] = EMOTIONS) -> Path:
+    """Write a precomputed head file (``np.savez``: W, b, emotions)."""
+    path = Path(path)
+    np.savez(path, W=np.asarray(W, np.float64), b=np.asarray(b, np.float64),
+             emotions=np.asarray(list(emotions)))
+    return path
+
+
+def load_head(path: str | Path) -> LinearHead:
+    """Read a file written by :func:`save_head`."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return LinearHead(np.asarray(z["W"], np.float64), np.asarray(z["b"], np.float64),
+                              tuple(str(e) for e in z["emotions"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise PoolError(f"head file {path}: {e}") from e
+
+
+def save_features(path: str | Path, ids: list[str], X: np.ndarray) -> Path:
+    """Write a precomputed feature file (``np.savez``: ids [N], X [N, d] float32)."""
+    path = Path(path)
+    np.savez(path, ids=np.asarray(ids), X=np.asarray(X, np.float32))
+    return path
+
+
+def load_features(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read a file written by :func:`save_features`: (ids, X float32 [N, d])."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids, X = [str(i) for i in z["ids"]], np.asarray(z["X"], np.float32)
+    except (OSError, KeyError, ValueError) as e:
+        raise PoolError(f"feature file {path}: {e}") from e
+    if X.ndim != 2 or X.shape[0] != len(ids):
+        raise PoolError(f"feature file {path}: X has shape {X.shape} for {len(ids)} ids")
+    if not np.isfinite(X).all():
+        raise PoolError(f"feature file {path}: X has non-finite entries")
+    return ids, X
+
+
+@dataclass(frozen=True)
+class ScoredPool:
+    """The candidates' features (rows in pool order) and the checkpoint's scores for one emotion."""
+
+    X: np.ndarray          # float32 [N, d]
+    scores: np.ndarray     # float64 [N]
+
+
+def score_pool(pool: CandidatePool, emotion: str, checkpoint: str | Path,
+               features: str | Path | None = None, cache_dir: str | Path | None = None) -> ScoredPool:
+    """Features and checkpoint scores for every candidate of ``pool`` (rows in pool order).
+
+    ``checkpoint`` ending in ``.npz`` is a precomputed head and needs ``features`` (a file from
+    :func:`save_features` that covers every pool id); anything else is a training checkpoint,
+    scored through :mod:`gifemo.rank`.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise PoolError(f"checkpoint {checkpoint}: no such file")
+    if checkpoint.suffix == ".npz":
+        if features is None:
+            raise PoolError(f"checkpoint {checkpoint} is a precomputed head: give the candidates' "
+                            "feature file too")
+        head = load_head(checkpoint)
+        ids, X = load_features(features)
+        index = {g: i for i, g in enumerate(ids)}
+        missing = [g for g in pool.ids if g not in index]
+        if missing:
+            raise PoolError(f"feature file {features}: no features for {len(missing)} pool GIF(s), "
+                            f"e.g. {missing[:5]}")
+        if X.shape[1] != head.W.shape[0]:
+            raise PoolError(f"feature file {features}: {X.shape[1]} features, head {checkpoint} "
+                            f"expects {head.W.shape[0]}")
+        X = X[[index[g] for g in pool.ids]]
+        return ScoredPool(X, head.scores(X, emotion))
+    return _score_with_checkpoint(pool, emotion, checkpoint, cache_dir)
+
+
+def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
+                           cache_dir: str | Path | None) -> ScoredPool:
+    try:
+        from gifemo import rank  # noqa: F401  (lands with the checkpoint/ranking issue)
+    except ImportError as e:
+        raise PoolError(f"checkpoint {checkpoint}: scoring a training checkpoint needs gifemo.rank, "
+                        f"which is not installed here ({e}); use a precomputed head (.npz) "
+                        "with a feature file") from e
+    raise PoolError("gifemo.rank is present but its interface is not wired into "
+                    "gifemo.collect.scoring yet")
+
+
+@dataclass(frozen=True)
+class Refit:
+    """Scores after a re-ranking refit, and how well the refit was solved."""
+
+    scores: np.ndarray     # float64 [N]
+    n_train: int
+    n_train_positive: int
+    rel_gap: float
+
+
+def refit_scores(X: np.ndarray, base_scores: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+                 rho: float = DEFAULT_RERANK_RHO) -> Refit:
+    """Re-score every candidate after a ridge refit of the head around the checkpoint's.
+
+    Parameters
+    ----------
+    X : float [N, d]
+        Cached features of the whole pool.
+    base_scores : float [N]
+        The checkpoint's scores s₀ for the campaign's emotion.
+    rows : int [n]
+        Rows of ``X`` with a consensus label.
+    labels : bool or 0/1 [n]
+        The consensus labels of those rows.
+    rho : float
+        Ridge weight ρ on ΔW (module docstring).
+    """
+    from gifemo.models.penalties import RidgePenalty
+    from gifemo.models.solvers import fit_multitask_linear
+
+    rows = np.asarray(rows, dtype=np.int64)
+    labels = np.asarray(labels).astype(bool)
+    base = np.asarray(base_scores, dtype=np.float64)
+    if rows.shape != labels.shape or rows.ndim != 1:
+        raise ValueError(f"rows {rows.shape} and labels {labels.shape} must be matching 1-D arrays")
+    if len(rows) == 0:
+        return Refit(base.copy(), 0, 0, 0.0)
+    target = np.where(labels, TARGET_POSITIVE, TARGET_NEGATIVE)
+    Xl = np.asarray(X[rows], dtype=np.float64)
+    resid = (target - base[rows])[:, None]
+    fit = fit_multitask_linear(Xl, resid, np.ones_like(resid, dtype=bool), RidgePenalty(rho))
+    dW = fit.W.numpy()[:, 0]
+    db = float(fit.b.numpy()[0])
+    new = base + np.asarray(X, dtype=np.float64) @ dW + db
+    return Refit(new, len(rows), int(labels.sum()), float(fit.rel_gap))
