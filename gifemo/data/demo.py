@@ -45,7 +45,6 @@ quantises; that and two worker processes keep 600 GIFs well under a minute on tw
 from __future__ import annotations
 
 import colorsys
-import csv
 import json
 import math
 import os
@@ -53,13 +52,15 @@ import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, NEGATIVE_GROUP, POSITIVE_GROUP, TABLE1_TAGS
+from gifemo.data.labels import Vote
+from gifemo.data.manifest import write_dataset
 
 GENERATOR_VERSION = 1
 TRUTH_FILE = "demo_truth.json"
@@ -365,10 +366,10 @@ def sample_gif_specs(latents: Latents, ids: list[str], rng: np.random.Generator)
         loop_u = rng.random()
         loop = 0 if loop_u < 0.85 else (None if loop_u < 0.95 else int(rng.integers(1, 4)))
         # Colour carries valence: warm/bright when positive, cold/dark when negative (plus noise).
-        warm = float(_sigmoid(2.0 * v + rng.normal(0, 0.6)))
+        warm = float(_sigmoid(2.0 * v + rng.normal(0, 1.0)))
         shape_hue = 0.70 - 0.64 * warm + rng.normal(0, 0.03)   # violet/blue ... orange/red
-        shape_val = 0.45 + 0.55 * float(_sigmoid(1.5 * v + rng.normal(0, 0.6)))
-        bg_hue = (0.68 - 0.55 * warm + rng.normal(0, 0.06)) if rng.random() < 0.5 else rng.random()
+        shape_val = 0.45 + 0.55 * float(_sigmoid(1.5 * v + rng.normal(0, 1.0)))
+        bg_hue = (0.68 - 0.55 * warm + rng.normal(0, 0.06)) if rng.random() < 0.35 else rng.random()
         bg_val = 0.25 + 0.6 * float(_sigmoid(0.8 * v + rng.normal(0, 0.8)))
         palette = [0, 0, 0]
         palette += _hsv_ramp(bg_hue, rng.uniform(0.2, 0.7), 0.05, bg_val, _BG_LEVELS)
@@ -382,7 +383,7 @@ def sample_gif_specs(latents: Latents, ids: list[str], rng: np.random.Generator)
         if encoding == "sticker":
             palette[0:3] = [255, 255, 255]  # key colour: what viewers show on a white page
         # Motion carries arousal: speed, amplitude, pan, shake and flicker.
-        drive = float(_sigmoid(1.5 * a + rng.normal(0, 0.5)))
+        drive = float(_sigmoid(1.5 * a + rng.normal(0, 0.8)))
         shapes = [_shape(rng, w, h, drive) for _ in range(n_shapes)]
         shapes_b = [_shape(rng, w, h, drive) for _ in range(n_shapes)] if multi else []
         bg = {"angle": float(rng.uniform(0, 2 * math.pi)), "texture": float(rng.uniform(0.05, 0.25)),
@@ -508,30 +509,6 @@ def _write_gif_job(args: tuple[GifSpec, str]) -> int:
 
 
 # --------------------------------------------------------------------------- dataset
-def _write_csvs(folder: Path, ids, rel_paths, tags, flags, votes) -> None:
-    """The manifest contract (manifest.csv + votes.csv), for when gifemo.data.manifest is absent."""
-    with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.writer(fh, lineterminator="\n")
-        wr.writerow(["id", "path", "tags", *flags])
-        for k, gid in enumerate(ids):
-            wr.writerow([gid, rel_paths[k], "|".join(tags[k]),
-                         *(int(bool(flags[f][k])) for f in flags)])
-    with open(folder / "votes.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.writer(fh, lineterminator="\n")
-        wr.writerow(["emotion", "left", "right", "choice"])
-        wr.writerows(votes)
-
-
-def _write_dataset(folder: Path, ids, rel_paths, tags, flags, votes) -> None:
-    try:
-        from gifemo.data.manifest import write_dataset
-        from gifemo.data.labels import Vote
-    except ImportError:
-        _write_csvs(folder, ids, rel_paths, tags, flags, votes)
-        return
-    write_dataset(folder, ids, rel_paths, tags, flags=flags, votes=[Vote(*v) for v in votes])
-
-
 def demo_params(n_gifs: int, seed: int, votes_per_gif: float) -> dict:
     """What determines a demo's content (stored in the truth file, compared to skip regeneration)."""
     return {"generator_version": GENERATOR_VERSION, "n_gifs": int(n_gifs), "seed": int(seed),
@@ -633,7 +610,8 @@ def generate_demo(out_dir: str | os.PathLike, n_gifs: int = 600, seed: int = 0, 
         (tmp / GIF_DIR).mkdir()
         _render_all(specs, tmp, workers, progress)
         flags = {"cartoon": latents.cartoon.copy(), "multi_scene": latents.multi_scene.copy()}
-        _write_dataset(tmp, ids, [s.path for s in specs], tags, flags, votes)
+        write_dataset(tmp, ids, [s.path for s in specs], tags, flags=flags,
+                      votes=[Vote(*v) for v in votes])
         with open(tmp / TRUTH_FILE, "w", encoding="utf-8") as fh:
             json.dump(_truth(ids, specs, latents, demo_params(n_gifs, seed, votes_per_gif)), fh)
         if out.exists():
@@ -652,19 +630,21 @@ def _render_all(specs: list[GifSpec], root: Path, workers: int | None, progress:
         workers = min(os.cpu_count() or 1, 8)
     # Longest GIFs first, so one slow file does not finish last on its own.
     order = sorted(specs, key=lambda s: -s.n_frames * s.width * s.height)
-    bar = tqdm(total=len(specs), desc="writing GIFs", unit="gif", disable=not progress)
-    try:
-        if workers <= 1 or len(specs) < 8:
+    if workers <= 1 or len(specs) < 8:
+        with tqdm(total=len(specs), desc="writing GIFs", unit="gif", disable=not progress) as bar:
             for s in order:
                 write_gif(s, root)
                 bar.update()
-        else:
-            # spawn, not fork: the parent may hold torch/OpenMP threads.
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-                for _ in ex.map(_write_gif_job, [(s, str(root)) for s in order], chunksize=4):
-                    bar.update()
-    finally:
-        bar.close()
+        return
+    # Workers only run numpy and Pillow. fork (where it exists) needs no `if __name__ ==
+    # "__main__"` guard in the caller's script, which spawn does; the pool is started before
+    # the progress bar so no tqdm thread exists yet when it forks.
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as ex:
+        jobs = ex.map(_write_gif_job, [(s, str(root)) for s in order], chunksize=4)
+        with tqdm(total=len(specs), desc="writing GIFs", unit="gif", disable=not progress) as bar:
+            for _ in jobs:
+                bar.update()
 
 
 def truth_scores(folder: str | os.PathLike) -> tuple[list[str], np.ndarray]:
