@@ -286,7 +286,8 @@ def test_text_histogram_counts_everything():
     vals = [0, 1, 5, 9.99, 10, 20, 25, 99]
     lines = text_histogram(vals, [1, 10, 20], width=10).splitlines()
     counts = [int(line.split()[1]) for line in lines]
-    assert counts == [1, 3, 1, 3] and sum(counts) == len(vals)
+    # <1: {0}; [1, 10): {1, 5, 9.99}; [10, 20] (last bin closed): {10, 20}; >20: {25, 99}
+    assert counts == [1, 3, 2, 2] and sum(counts) == len(vals)
     assert lines[0].split()[0] == "<1" and lines[-1].split()[0] == ">20"
 
 
