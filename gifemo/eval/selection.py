@@ -1,0 +1,156 @@
+"""Model selection (paper §3.6): ρ by 5-fold cross-validation, k by k-means silhouette.
+
+- :func:`select_rho_cv` fits the head on each fold's training part for every grid value
+  and scores it on the held-out fold. Folds come from a ``Split`` (``gifemo.data.splits``):
+  ``train`` [N, T] bool and ``fold`` [N, T] int (−1 outside train); fold k validates on
+  ``train & fold == k`` and fits on ``train & fold != k``. Metric ``"pr_auc"`` (default) is
+  the PR-AUC of the validation fold's averaged interpolated PR curve (= mean per-emotion
+  PR-AUC; :mod:`gifemo.eval.metrics`) — the quantity the paper reports, so ρ is chosen for
+  ranking quality; ``"mse"`` is the mean squared error over the fold's labelled entries.
+  The grid value with the best mean over folds wins; ties go to the earliest grid entry
+  (list the grid from strongest to weakest regularisation to prefer the simpler model).
+  Within a fold, each fit is warm-started from the previous grid value's solution.
+- :func:`choose_k_silhouette` runs k-means (scikit-learn ``KMeans``) on the columns of a
+  weight matrix (one point per emotion, as in Fig. 6 for the trace-norm W) and returns the
+  k with the highest mean silhouette (``silhouette_score``); ties go to the smaller k.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+from gifemo.eval.metrics import NoPositivesWarning, evaluate_rankings
+from gifemo.models.penalties import Penalty
+from gifemo.models.solvers import fit_multitask_linear
+
+__all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "METRICS"]
+
+METRICS = ("pr_auc", "mse")
+
+
+@dataclass
+class RhoSelection:
+    """Cross-validation result.
+
+    grid : the grid values as given; fold_scores [P, F]; scores [P] (mean over folds);
+    best_index, best (= grid[best_index]); metric; higher_is_better;
+    n_excluded : emotion-fold pairs left out of ``pr_auc`` for lack of validation positives.
+    """
+
+    grid: list[Any]
+    fold_scores: np.ndarray
+    scores: np.ndarray
+    best_index: int
+    best: Any
+    metric: str
+    higher_is_better: bool
+    n_excluded: int
+
+
+def _np(a: Any) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def select_rho_cv(X: Any, Y: Any, positive: Any, train: Any, fold: Any,
+                  penalty_factory: Callable[[Any], Penalty], grid: Sequence[Any], *,
+                  metric: str = "pr_auc", fit_intercept: bool = True, tol: float = 1e-4,
+                  max_iter: int = 5000) -> RhoSelection:
+    """Choose a regularisation value by K-fold cross-validation on the training part.
+
+    Parameters
+    ----------
+    X : [N, d] features; Y : [N, T] targets (y = µ − 3σ); positive : [N, T] bool (y > 25).
+    train : [N, T] bool; fold : [N, T] int, −1 outside train, 0..K−1 inside.
+    penalty_factory : grid value -> Penalty, e.g. ``lambda r: L1Penalty(r)`` or
+        ``lambda p: ClusteredMTLPenalty(*p, k=2)`` for (ρ1, ρ2) pairs.
+    grid : the values to try.
+    metric : "pr_auc" (higher is better) or "mse" (lower is better).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    grid = list(grid)
+    if not grid:
+        raise ValueError("grid is empty")
+    Xn = _np(X).astype(np.float64)
+    Yn = _np(Y).astype(np.float64)
+    Pn = _np(positive).astype(bool)
+    train = _np(train).astype(bool)
+    fold = _np(fold)
+    shapes = {Yn.shape, Pn.shape, train.shape, fold.shape}
+    if len(shapes) != 1 or Xn.ndim != 2 or Xn.shape[0] != Yn.shape[0]:
+        raise ValueError(f"shapes disagree: X {Xn.shape}, Y {Yn.shape}, positive {Pn.shape}, "
+                         f"train {train.shape}, fold {fold.shape}")
+    if np.any(fold[train] < 0):
+        i, t = np.argwhere(train & (fold < 0))[0]
+        raise ValueError(f"fold[{i}, {t}] = {fold[i, t]} is negative inside the train mask")
+    folds = np.unique(fold[train])
+    if folds.size < 2:
+        raise ValueError(f"need at least 2 folds inside the train mask, got {folds.tolist()}")
+    scores = np.full((len(grid), folds.size), np.nan)
+    n_excluded = 0
+    for j, k in enumerate(folds):
+        fit_mask = train & (fold != k)
+        val_mask = train & (fold == k)
+        W0 = None
+        for i, value in enumerate(grid):
+            res = fit_multitask_linear(Xn, Yn, fit_mask, penalty_factory(value),
+                                       fit_intercept=fit_intercept, tol=tol,
+                                       max_iter=max_iter, W0=W0)
+            W0 = res.W
+            pred = Xn @ res.W.numpy() + res.b.numpy()
+            if metric == "mse":
+                err = np.where(val_mask, pred - np.where(val_mask, Yn, 0.0), 0.0)
+                scores[i, j] = float((err ** 2).sum() / max(val_mask.sum(), 1))
+            else:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", NoPositivesWarning)
+                    scores[i, j] = evaluate_rankings(Pn, pred, val_mask).pr_auc
+                if i == 0:
+                    n_excluded += sum(issubclass(w.category, NoPositivesWarning) for w in caught)
+    mean = scores.mean(1)
+    higher = metric == "pr_auc"
+    best = int(np.argmax(mean) if higher else np.argmin(mean))  # first of equal values
+    if n_excluded:
+        warnings.warn(f"{n_excluded} emotion-fold pairs had no validation positive and were "
+                      f"left out of the PR-AUC", NoPositivesWarning, stacklevel=2)
+    return RhoSelection(grid=grid, fold_scores=scores, scores=mean, best_index=best,
+                        best=grid[best], metric=metric, higher_is_better=higher,
+                        n_excluded=n_excluded)
+
+
+def choose_k_silhouette(W: Any, ks: Iterable[int] = range(2, 11), seed: int = 0,
+                        n_init: int = 10) -> tuple[int, dict[int, float]]:
+    """k for clustered MTL: k-means on the columns of W [d, T], best mean silhouette.
+
+    Returns (k, {k: silhouette}). Each k must satisfy 2 ≤ k ≤ T − 1 (silhouette is
+    undefined otherwise).
+    """
+    Wn = _np(W).astype(np.float64)
+    if Wn.ndim != 2:
+        raise ValueError(f"W must be 2-D [d, T], got shape {Wn.shape}")
+    if not np.all(np.isfinite(Wn)):
+        raise ValueError("W has non-finite entries")
+    points = Wn.T  # one point per task
+    T = points.shape[0]
+    ks = list(ks)
+    if not ks:
+        raise ValueError("ks is empty")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= T - 1:
+            raise ValueError(f"each k must be an integer in [2, T - 1 = {T - 1}], got {k!r}")
+    sil: dict[int, float] = {}
+    for k in sorted(set(int(k) for k in ks)):
+        labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(points)
+        if np.unique(labels).size < 2:  # identical columns: k-means found one cluster
+            sil[k] = -1.0
+            continue
+        sil[k] = float(silhouette_score(points, labels))
+    best = max(sil, key=lambda k: (sil[k], -k))
+    return best, sil
