@@ -123,7 +123,7 @@ def create_app(db_path: str | Path, *, data_root: str | Path | None = None,
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     def db() -> Iterator[Any]:
-        conn = connect(db_path)
+        conn = connect(db_path, check_same_thread=False)
         try:
             yield conn
         finally:

@@ -117,16 +117,18 @@ CREATE TABLE IF NOT EXISTS reranks (
 """
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` in WAL mode with the schema in place.
 
     Returns a connection in autocommit mode (``isolation_level=None``): nothing is written
     except inside :func:`transaction`. Rows come back as :class:`sqlite3.Row`.
+    ``check_same_thread=False`` is for the web app, where one request's connection is opened,
+    used and closed by different worker threads one after another (never at the same time).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=True)
+                           check_same_thread=check_same_thread)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
