@@ -352,3 +352,20 @@ def test_fit_result_fields_and_dtypes():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_multitask_linear(X, Y, mask, L1Penalty(1.0))
+
+
+def test_head_from_fit_predicts_xw_plus_b():
+    from gifemo.models.heads import LinearMultiTaskHead
+
+    X, Y, mask = _problem(seed=14)
+    fit = fit_multitask_linear(X, Y, mask, TraceNormPenalty(5.0))
+    head = LinearMultiTaskHead.from_fit(fit)
+    assert head.W.shape == (12, 4) and head.b.shape == (4,) and head.W.dtype == torch.float32
+    x = torch.from_numpy(X[:7]).float()
+    expected = X[:7] @ fit.W.numpy() + fit.b.numpy()
+    np.testing.assert_allclose(head(x).detach().numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.count_nonzero(LinearMultiTaskHead(12, 4)(x)) == 0
+    with pytest.raises(ValueError, match=r"\[B, 12\]"):
+        head(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="d must"):
+        LinearMultiTaskHead(0, 4)
