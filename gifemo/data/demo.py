@@ -23,7 +23,9 @@ paper where it reports them, and whose ground truth is written beside it (``demo
   are nuisance. The signal is coarse colour and motion on purpose, so that even a frozen
   random-weight C3D (mean-pooled fc6) keeps some of it.
 * **Tags** (§3.4): each GIF draws tags from the Table 1 lists of the emotions it expresses
-  (weighted by their printed frequency order), generic tags (tv, movies, cartoons & comics …)
+  (probability ``sigmoid(3 d - 3.5)`` with ``d`` the standardised ``s_e + 0.3 u_e``, so each
+  emotion keeps some tags of its own inside its group; tags weighted by their printed
+  frequency order), generic tags (tv, movies, cartoons & comics …)
   at realistic rates, neutral topic tags, and a long Zipf tail of random words that mostly stay
   under the 0.5 % vocabulary threshold; a few tags are capitalised, as users type them.
 * **Votes** (§3.1): per emotion only part of the GIFs is ever compared (so masks matter);
@@ -62,7 +64,7 @@ from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, NEGATIVE_GROUP, POSITIV
 from gifemo.data.labels import Vote
 from gifemo.data.manifest import write_dataset
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 TRUTH_FILE = "demo_truth.json"
 GIF_DIR = "gifs"
 
@@ -100,8 +102,10 @@ _TOPIC_TAGS: dict[str, float] = {
     "vintage": 0.015, "nature": 0.015, "comedy": 0.03, "drama": 0.02,
 }
 _N_TAIL_WORDS = 3000
-_TAIL_EXPONENT = 1.1
-_TAIL_TAGS_PER_GIF = 2.5
+_TAIL_EXPONENT = 1.1     # Zipf-Mandelbrot: p(rank k) ~ (k + 20)^-1.1, the commonest word on ~2 %
+_TAIL_OFFSET = 20
+_TAG_SLOPE, _TAG_SHIFT, _TAG_OWN_WEIGHT = 3.0, 3.5, 0.3
+_TAIL_TAGS_PER_GIF = 2.0
 
 _DELAY_CHOICES = np.array([0, 10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 150, 200, 300])
 _DELAY_WEIGHTS = np.array([2, 3, 8, 10, 15, 12, 12, 8, 10, 10, 4, 3, 2, 1], dtype=float)
@@ -132,6 +136,8 @@ class Latents:
         True emotion scores (standardised per emotion), columns in :data:`EMOTIONS` order.
     intensity : float64 [N, 17]
         What voters compare: ``10 * sigmoid(2.5 (scores - 0.15))``.
+    own : float64 [N, 17]
+        The emotion-specific factors ``u_e`` (what tells emotions of one group apart).
     cartoon, multi_scene : bool [N]
     """
 
@@ -140,6 +146,7 @@ class Latents:
     group_factors: np.ndarray
     scores: np.ndarray
     intensity: np.ndarray
+    own: np.ndarray
     cartoon: np.ndarray
     multi_scene: np.ndarray
 
@@ -198,7 +205,7 @@ def sample_latents(n: int, rng: np.random.Generator) -> Latents:
     sd = np.sqrt(0.49 + alpha ** 2 + 0.55 ** 2)
     scores = raw / sd
     intensity = _T_MAX * _sigmoid(_T_SLOPE * (scores - _T_SHIFT))
-    return Latents(valence, arousal, np.stack([f_pos, f_neg], 1), scores, intensity,
+    return Latents(valence, arousal, np.stack([f_pos, f_neg], 1), scores, intensity, own,
                    cartoon, multi_scene)
 
 
@@ -227,15 +234,20 @@ def sample_tags(latents: Latents, rng: np.random.Generator) -> list[list[str]]:
     """Tags per GIF: Table 1 tags of expressed emotions, generic, topic and long-tail noise tags."""
     n = len(latents.valence)
     tail = _tail_words()
-    tail_p = 1.0 / np.arange(1, len(tail) + 1) ** _TAIL_EXPONENT
+    tail_p = 1.0 / (np.arange(1, len(tail) + 1) + _TAIL_OFFSET) ** _TAIL_EXPONENT
     tail_p /= tail_p.sum()
     emotion_tags = {e: [t for t in TABLE1_TAGS[e] if t not in GENERIC_TAGS] for e in EMOTIONS}
     emotion_p = {}
     for e, ts in emotion_tags.items():
         w = 1.0 / np.arange(1, len(ts) + 1) ** 0.8
         emotion_p[e] = w / w.sum()
-    # Propensity to carry emotion e's tags rises steeply with the true score.
-    propensity = _sigmoid(2.5 * latents.scores - 3.0)
+    # Propensity to carry emotion e's tags rises steeply with the true score and leans on the
+    # emotion's own factor, so each emotion has its own top tags (Table 1) within a group.
+    alpha = np.array([AROUSAL_LOADING[e] for e in EMOTIONS])
+    cov = 0.55 / np.sqrt(0.49 + alpha ** 2 + 0.55 ** 2)       # cov(score_e, own_e)
+    w = _TAG_OWN_WEIGHT
+    driver = (latents.scores + w * latents.own) / np.sqrt(1.0 + w * w + 2 * w * cov)
+    propensity = _sigmoid(_TAG_SLOPE * driver - _TAG_SHIFT)
     out: list[list[str]] = []
     for i in range(n):
         tags: list[str] = []
@@ -555,6 +567,7 @@ def _truth(ids, specs: list[GifSpec], latents: Latents, params: dict) -> dict:
         "group_factors": r(latents.group_factors),
         "scores": r(latents.scores),
         "intensity": r(latents.intensity),
+        "emotion_factors": r(latents.own),
         "cartoon": [bool(x) for x in latents.cartoon],
         "multi_scene": [bool(x) for x in latents.multi_scene],
     }
