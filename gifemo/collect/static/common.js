@@ -5,7 +5,7 @@ async function api(method, url, body) {
   const r = await fetch(url, opts);
   let data = null;
   try { data = await r.json(); } catch (e) { data = null; }
-  if (r.status === 401) { window.location = "/login"; throw new Error("not signed in"); }
+  if (r.status === 401 && url !== "/api/session") { window.location = "/login"; throw new Error("not signed in"); }
   if (!r.ok) { throw new Error((data && data.detail) ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : r.statusText); }
   return data;
 }
