@@ -16,6 +16,7 @@ from gifemo.models.c3d import (
     load_c3d_weights,
     preprocess,
     save_c3d_safetensors,
+    weights_info,
 )
 
 NARROW = 0.125  # channels 8..64, fc6 512: same architecture, ~1/60 of the compute
@@ -199,3 +200,15 @@ def test_non_state_dict_and_code_objects_are_refused(tmp_path):
     torch.save({"conv1.weight": _Arbitrary()}, evil)  # arbitrary class: refused by weights_only
     with pytest.raises(C3DWeightsError, match="evil.pt: cannot read torch.save file"):
         load_c3d_weights(evil)
+
+
+def test_weights_info_without_loading_matches_build(tmp_path):
+    seeded, _ = build_backbone("random", width=NARROW, seed=4, convention="rgb-0-255")
+    st = save_c3d_safetensors(seeded, tmp_path / "w.safetensors")
+    pt = tmp_path / "w.pickle"
+    torch.save(_format_a_state_dict(seeded), pt)
+    for path in (st, pt):
+        assert weights_info(path, width=NARROW) == build_backbone(path, width=NARROW)[1]
+    assert weights_info("random", NARROW, 4) == build_backbone("random", NARROW, 4)[1]
+    assert weights_info(st, NARROW).convention == "rgb-0-255"
+    assert weights_info(pt, NARROW).convention == "caffe-bgr-mean"
