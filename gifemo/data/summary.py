@@ -165,8 +165,8 @@ def summarize_dataset(dataset, *, table1: bool = True, n_tags: int = 10) -> str:
                    f"max {f.max()}, mean {f.mean():.1f}):")
         out.append(text_histogram(f, FRAME_EDGES))
         d = np.asarray(avg_delays)
-        out.append(f"\nAverage frame delay per GIF, ms (min {d.min():g}, median {np.median(d):g}, "
-                   f"max {d.max():g}):")
+        out.append(f"\nAverage frame delay per GIF, ms (min {d.min():.0f}, median {np.median(d):.0f}, "
+                   f"max {d.max():.0f}):")
         out.append(text_histogram(d, DELAY_EDGES_MS))
     if bad:
         out.append(f"\nUnreadable GIFs ({len(bad)}):")
