@@ -315,3 +315,11 @@ def test_script_generates_skips_and_summarises(tmp_path):
     assert (out / "manifest.csv").stat().st_mtime_ns == stamp
     truth = json.loads((out / "demo_truth.json").read_text())
     assert truth["params"]["seed"] == 1 and truth["params"]["n_gifs"] == 8
+
+
+def test_zero_delays_are_never_mixed_with_others():
+    """A 0-delay image inside a timed GIF is one composed frame to the spec (gif_format)."""
+    rng = np.random.default_rng(5)
+    lat = demo.sample_latents(2000, rng)
+    for s in demo.sample_gif_specs(lat, [f"g{i}" for i in range(2000)], rng):
+        assert all(d == 0 for d in s.delays_ms) or all(d > 0 for d in s.delays_ms), s.delays_ms

@@ -6,7 +6,8 @@ paper where it reports them, and whose ground truth is written beside it (``demo
 
 * **GIF files** (``gifs/``): real animated GIFs written by Pillow's GIF encoder: 80–320 px per
   side, frame counts long-tailed from 2 to ~350 with most between 10 and 60 (Fig. 9), per-frame
-  delays including 0 and 10 ms, variable delays and held last frames, looping or not,
+  delays including 0 and 10 ms (never 0 mixed with non-zero in one GIF, see :func:`_delays`),
+  variable delays and held last frames, looping or not,
   interlaced or not, and four encodings seen in the wild: full frames, transparent delta
   frames with per-frame palettes (``optimize``), transparent "stickers" restored to the
   background (disposal 2), and opaque frames with disposal 2.
@@ -64,7 +65,7 @@ from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, NEGATIVE_GROUP, POSITIV
 from gifemo.data.labels import Vote
 from gifemo.data.manifest import write_dataset
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 TRUTH_FILE = "demo_truth.json"
 GIF_DIR = "gifs"
 
@@ -324,13 +325,21 @@ def _frame_count(rng: np.random.Generator) -> int:
 
 
 def _delays(rng: np.random.Generator, n_frames: int) -> list[int]:
+    """Per-frame delays in ms (multiples of 10, as GIF stores centiseconds).
+
+    A GIF never mixes 0 and non-zero delays: by the GIF89a reading of
+    :mod:`gifemo.data.gif_format` a zero-delay image is drawn into the next frame, so such a
+    file would have fewer frames than were drawn. All-zero GIFs are kept (each image a frame).
+    """
     base = int(rng.choice(_DELAY_CHOICES, p=_DELAY_WEIGHTS / _DELAY_WEIGHTS.sum()))
     kind = rng.random()
     d = np.full(n_frames, base, dtype=int)
+    if base == 0:
+        return [0] * n_frames
     if kind < 0.2:      # jitter, as from screen recordings / re-encoders
-        d = np.maximum(0, d + 10 * rng.integers(-1, 2, size=n_frames))
+        d = np.maximum(10, d + 10 * rng.integers(-1, 2, size=n_frames))
     elif kind < 0.3:    # hold the last frame
-        d[-1] = max(base, 10) * int(rng.integers(5, 21))
+        d[-1] = base * int(rng.integers(5, 21))
     elif kind < 0.35:   # mixed: a slow intro
         d[: max(1, n_frames // 5)] = base + 100
     return [int(x) for x in d]
