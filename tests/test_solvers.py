@@ -48,15 +48,16 @@ def _rel(a, b):
 
 
 # ---------------------------------------------------------------- lasso vs sklearn -------
+@pytest.mark.parametrize("method", ["fista", "cd"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("rho", [2.0, 20.0])
-def test_lasso_matches_sklearn(fit_intercept, rho):
+def test_lasso_matches_sklearn(fit_intercept, rho, method):
     # Unhalved loss ‖Xw + b − y‖² + ρ‖w‖₁ = 2n · sklearn's (1/2n)‖·‖² + α‖w‖₁ with α = ρ/(2n).
     X, Y, _ = _problem(n=80, d=30, T=1, seed=1)
     n = X.shape[0]
     mask = np.ones_like(Y, dtype=bool)
     pen = L1Penalty(rho)
-    ours = fit_multitask_linear(X, Y, mask, pen, fit_intercept=fit_intercept)
+    ours = fit_multitask_linear(X, Y, mask, pen, fit_intercept=fit_intercept, method=method)
     assert ours.converged and ours.rel_gap <= 1e-4
     sk = Lasso(alpha=rho / (2 * n), fit_intercept=fit_intercept, tol=1e-12,
                max_iter=100_000).fit(X, Y[:, 0])
@@ -65,10 +66,11 @@ def test_lasso_matches_sklearn(fit_intercept, rho):
     assert ours.objective >= ref * (1 - 1e-9)  # sklearn at 1e-12 is the tighter optimum
 
 
-def test_masked_multitask_lasso_is_per_task_sklearn_on_labelled_rows():
+@pytest.mark.parametrize("method", ["fista", "cd"])
+def test_masked_multitask_lasso_is_per_task_sklearn_on_labelled_rows(method):
     X, Y, mask = _problem(n=70, d=15, T=3, seed=2)
     rho = 5.0
-    ours = fit_multitask_linear(X, Y, mask, L1Penalty(rho), tol=1e-7)
+    ours = fit_multitask_linear(X, Y, mask, L1Penalty(rho), tol=1e-7, method=method)
     total = 0.0
     for t in range(3):
         rows = mask[:, t]
@@ -209,8 +211,10 @@ def test_orthonormal_X_lasso_is_soft_threshold():
     rho = 1.5
     Z = X.T @ Y
     expected = np.sign(Z) * np.maximum(np.abs(Z) - rho / 2, 0)
-    ours = fit_multitask_linear(X, Y, mask, L1Penalty(rho), fit_intercept=False, tol=1e-10)
-    np.testing.assert_allclose(ours.W.numpy(), expected, atol=1e-6)
+    for method in ("fista", "cd"):
+        ours = fit_multitask_linear(X, Y, mask, L1Penalty(rho), fit_intercept=False,
+                                    tol=1e-8, method=method)
+        np.testing.assert_allclose(ours.W.numpy(), expected, atol=1e-5)
 
 
 def test_orthonormal_X_trace_norm_is_singular_value_threshold():
@@ -315,7 +319,9 @@ def test_max_iter_warns_and_non_finite_raises():
     with pytest.raises(ValueError, match="-1"):
         fit_multitask_linear(X, Y, mask, L1Penalty(1.0), tol=-1)
     with pytest.raises(FloatingPointError):
-        fit_multitask_linear(X * 1e200, Y, mask, L1Penalty(1.0))
+        fit_multitask_linear(X * 1e200, Y, mask, L1Penalty(1.0), method="fista")
+    with pytest.raises(ValueError, match="method='cd' is for L1Penalty"):
+        fit_multitask_linear(X, Y, mask, TraceNormPenalty(1.0), method="cd")
 
 
 def test_relative_gap_of_minibatch_adam_weights():

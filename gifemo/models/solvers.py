@@ -12,8 +12,13 @@ task t's labelled rows, so every solver works on W alone with the per-task-centr
 
 Solvers (``method="auto"`` picks one):
 
+- **coordinate descent** (scikit-learn ``Lasso``, one task at a time on its labelled rows)
+  for the lasso: the l1 penalty decouples the tasks, and on the benchmark problem
+  (n = 2000, d = 4235, T = 17) it reaches the 1e-4 gap in 1.5 s against 15 s for our FISTA
+  (``benchmarks/solvers.py``), so the maintained library wins. Our certificate is still
+  checked on its result.
 - **FISTA** with backtracking and function-value restart (Beck & Teboulle 2009; O'Donoghue
-  & Candès 2015) for prox penalties (lasso, trace norm). Each iteration costs two products
+  & Candès 2015) for the other prox penalties (trace norm; lasso with ``method="fista"``). Each iteration costs two products
   with X (the forward product at the extrapolated point is a linear combination of stored
   ones).
 - **L-BFGS** (``scipy.optimize`` L-BFGS-B, float64) for smooth penalties (ridge, clustered
@@ -52,9 +57,10 @@ import numpy as np
 import scipy.optimize
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso
 from torch import Tensor
 
-from gifemo.models.penalties import Penalty
+from gifemo.models.penalties import L1Penalty, Penalty
 
 __all__ = [
     "FitResult",
@@ -79,7 +85,8 @@ class FitResult:
     objective : float
         F(W, b), the unhalved masked squared loss plus Ω(W).
     n_iter : int
-        Solver iterations (1 for the direct solver).
+        Solver iterations (1 for the direct solver; for coordinate descent the largest
+        number of epochs over the tasks).
     converged : bool
         ``rel_gap <= tol``.
     rel_gap : float
@@ -213,6 +220,15 @@ def _check_finite(F: float, it: int, where: str) -> None:
                                  f"(diverged; check the scale of X, Y and the penalty)")
 
 
+def _best(old: GapReport | None, new: GapReport) -> GapReport:
+    """Gap of the new primal point against the best dual bound seen so far (any dual
+    point's value bounds F* from below, so the largest one is kept)."""
+    if old is None or old.dual <= new.dual:
+        return new
+    return GapReport(new.primal, old.dual,
+                     max(new.primal - old.dual, 0.0) / max(abs(new.primal), 1e-300))
+
+
 def _direct(prob: _Problem) -> Tensor:
     """Least squares per task on its labelled rows (Ω ≡ 0), minimum-norm solution."""
     W = torch.zeros(prob.d, prob.T, dtype=_DTYPE)
@@ -226,6 +242,41 @@ def _direct(prob: _Problem) -> Tensor:
             yt = yt - yt.mean()
         W[:, t] = torch.linalg.lstsq(Xt, yt[:, None], driver="gelsd").solution[:, 0]
     return W
+
+
+def _lasso_cd(prob: _Problem, penalty: L1Penalty, W0: Tensor, tol: float,
+              max_iter: int) -> tuple[Tensor, int, GapReport]:
+    """Lasso by scikit-learn's coordinate descent, one task at a time on its labelled rows
+    (the l1 penalty decouples the tasks; α_t = ρ / (2 n_t) makes sklearn's objective
+    (1/2n_t)‖·‖² + α_t‖w‖₁ equal to ours divided by 2 n_t). sklearn's own stopping test is
+    relative to ‖y‖², so our certificate is checked after it and the fit is tightened
+    (warm-started, sklearn tol ÷ 100) until the certified gap is ≤ tol."""
+    W = W0.clone()
+    X = prob.X.numpy()
+    Y = prob.Y.numpy()
+    sk_tol = tol
+    n_iter = 0
+    report = prob.gap(W, penalty)
+    for _ in range(4):
+        if report.rel_gap <= tol:
+            break
+        for t in range(prob.T):
+            rows = prob.M[:, t].numpy() > 0
+            n_t = int(rows.sum())
+            if n_t == 0:
+                W[:, t] = 0.0
+                continue
+            model = Lasso(alpha=penalty.rho / (2.0 * n_t), fit_intercept=prob.fit_intercept,
+                          tol=sk_tol, max_iter=max_iter, warm_start=True)
+            model.coef_ = W[:, t].numpy().copy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X[rows], Y[rows, t])
+            W[:, t] = torch.from_numpy(model.coef_)
+            n_iter = max(n_iter, int(model.n_iter_))
+        report = _best(report, prob.gap(W, penalty))
+        sk_tol /= 100.0
+    return W, max(n_iter, 1), report
 
 
 def _fista(prob: _Problem, penalty: Penalty, W0: Tensor, tol: float, max_iter: int,
@@ -271,7 +322,8 @@ def _fista(prob: _Problem, penalty: Penalty, W0: Tensor, tol: float, max_iter: i
             x_prev, Xx_prev = x, Xx
         if it % check_every == 0 or it == max_iter:
             R, _ = prob.centred(Xx)
-            report = prob.gap(x, penalty, R=R, pen_value=F_x - float((R * R).sum()))
+            report = _best(report, prob.gap(x, penalty, R=R,
+                                            pen_value=F_x - float((R * R).sum())))
             if report.rel_gap <= tol:
                 break
     return x, it, report
@@ -306,15 +358,16 @@ def _lbfgs(prob: _Problem, penalty: Penalty, W0: Tensor, tol: float,
             rep = prob.gap(W, penalty, R=cache["R"], XtR=cache["XtR"], pen_value=cache["pv"])
         else:
             rep = prob.gap(W, penalty)
+        rep = _best(state["report"], rep)
         state["report"] = rep
         if rep.rel_gap <= tol:
             raise StopIteration
 
     w0 = W0.numpy().ravel().copy()
-    W = W0
     report = prob.gap(W0, penalty)
     if report.rel_gap <= tol:
         return W0, 0, report
+    state["report"] = report
     # Restart a few times if L-BFGS-B stops on its own (line-search stalls near rounding
     # level) before the certificate is met.
     for _ in range(3):
@@ -323,7 +376,7 @@ def _lbfgs(prob: _Problem, penalty: Penalty, W0: Tensor, tol: float,
             options={"maxiter": max(max_iter - state["it"], 1), "maxcor": 20,
                      "ftol": 0.0, "gtol": 0.0, "maxls": 50})
         W = torch.from_numpy(np.ascontiguousarray(res.x)).view(shape).clone()
-        report = prob.gap(W, penalty)
+        report = _best(state["report"], prob.gap(W, penalty))
         _check_finite(report.primal, state["it"], "L-BFGS")
         if report.rel_gap <= tol or state["it"] >= max_iter:
             break
@@ -349,8 +402,9 @@ def fit_multitask_linear(X: Any, Y: Any, mask: Any, penalty: Penalty, *,
     max_iter : int, default 5000
     W0 : [d, T], optional
         Warm start (b is re-derived from it).
-    method : {"auto", "fista", "lbfgs", "direct"}
-        ``auto``: direct if Ω ≡ 0, L-BFGS if ``penalty.smooth``, else FISTA.
+    method : {"auto", "cd", "fista", "lbfgs", "direct"}
+        ``auto``: direct if Ω ≡ 0, coordinate descent (scikit-learn) for the lasso,
+        L-BFGS if ``penalty.smooth``, else FISTA.
 
     Returns
     -------
@@ -364,9 +418,16 @@ def fit_multitask_linear(X: Any, Y: Any, mask: Any, penalty: Penalty, *,
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     prob = _Problem(X, Y, mask, fit_intercept)
     if method == "auto":
-        method = "direct" if penalty.is_zero() else ("lbfgs" if penalty.smooth else "fista")
-    if method not in ("fista", "lbfgs", "direct"):
-        raise ValueError(f"method must be auto, fista, lbfgs or direct, got {method!r}")
+        if penalty.is_zero():
+            method = "direct"
+        elif isinstance(penalty, L1Penalty):
+            method = "cd"
+        else:
+            method = "lbfgs" if penalty.smooth else "fista"
+    if method not in ("fista", "lbfgs", "direct", "cd"):
+        raise ValueError(f"method must be auto, fista, lbfgs, cd or direct, got {method!r}")
+    if method == "cd" and not isinstance(penalty, L1Penalty):
+        raise ValueError(f"method='cd' is for L1Penalty, got {penalty!r}")
     if method == "fista" and penalty.smooth:
         raise ValueError(f"{type(penalty).__name__} is smooth and has no prox; "
                          f"use method='lbfgs'")
@@ -388,6 +449,9 @@ def fit_multitask_linear(X: Any, Y: Any, mask: Any, penalty: Penalty, *,
         n_iter, rel = 1, 0.0
     elif method == "fista":
         W, n_iter, rep = _fista(prob, penalty, Winit, tol, max_iter)
+        rel = rep.rel_gap
+    elif method == "cd":
+        W, n_iter, rep = _lasso_cd(prob, penalty, Winit, tol, max_iter)
         rel = rep.rel_gap
     else:
         W, n_iter, rep = _lbfgs(prob, penalty, Winit, tol, max_iter)
