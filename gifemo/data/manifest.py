@@ -32,7 +32,8 @@ column          ``multi_scene``; loaded into ``GifDataset.flags[name]``. A flag 
 ``votes.csv`` — one row per vote, in the order cast (TrueSkill is order dependent):
 ``emotion,left,right,choice``; ``emotion`` one of :data:`gifemo.data.emotions.EMOTIONS`,
 ``left``/``right`` manifest ids, ``choice`` ``left``, ``right`` or ``neither`` (a draw).
-µ and σ are computed with :func:`gifemo.data.labels.trueskill_scores`.
+µ and σ are computed with :func:`gifemo.data.labels.trueskill_scores` and cached in
+``.gifemo_cache/`` keyed by the votes file's bytes (:mod:`gifemo.data.ratings_cache`).
 
 ``scores.csv`` — precomputed ratings, e.g. GIFGIF's own: ``id,emotion,mu,sigma``, at most one
 row per (id, emotion); ``mu`` finite, ``sigma`` finite and >= 0. Pairs without a row are
@@ -65,6 +66,7 @@ import numpy as np
 
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.labels import Vote, label_targets, trueskill_scores, vote_problems
+from gifemo.data.ratings_cache import cached_ratings
 from gifemo.data.tags import normalize_tag
 
 MANIFEST = "manifest.csv"
@@ -187,7 +189,7 @@ def load_dataset(path: str | Path) -> GifDataset:
     elif votes_path.exists():
         votes = _read_votes(votes_path, known_ids, problems)
         if not problems:
-            mu, sigma = trueskill_scores(votes, ids)
+            mu, sigma = cached_ratings(votes_path, ids, lambda: trueskill_scores(votes, ids))
     elif scores_path.exists():
         mu, sigma = _read_scores(scores_path, ids, known_ids, problems)
     if not ids and not problems:
