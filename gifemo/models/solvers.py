@@ -16,8 +16,7 @@ Solvers (``method="auto"`` picks one):
   for the lasso: the l1 penalty decouples the tasks, and on the benchmark problem
   (n = 2000, d = 4235, T = 17) it reaches the 1e-4 gap ~10× faster than our FISTA
   (1.5 s vs 15 s; 3.2 s vs 53 s on a busier box; ``benchmarks/solvers.py``), so the
-  maintained library wins. Our certificate is still
-  checked on its result.
+  maintained library wins. Our certificate is still checked on its result.
 - **FISTA** with backtracking and function-value restart (Beck & Teboulle 2009; O'Donoghue
   & Candès 2015) for the other prox penalties (trace norm; lasso with ``method="fista"``).
   Each iteration costs two products with X (the forward product at the extrapolated point
@@ -29,12 +28,12 @@ Solvers (``method="auto"`` picks one):
 - **direct** least squares (per task, ``torch.linalg.lstsq``) when Ω ≡ 0.
 
 Stopping rule and the reported gap. Iterates are checked (FISTA: every 10th; L-BFGS:
-each; CD: after each pass over the tasks) with a *duality gap*, which
-bounds F(W) − F* from above without knowing F*: with R the masked, centred residual and
+each; CD: after each pass over the tasks) with a *duality gap*, which bounds F(W) − F*
+from above without knowing F*: with R the masked, centred residual and
 U = 2 s R a dual point (s ≤ 1 rescales it into the dual-norm ball for norm penalties),
 D(U) = −‖U‖²/4 − ⟨U, Y⟩ − Ω*(−XᵀU) ≤ F* ≤ F(W). ``rel_gap`` = (F(W) − max D) / F(W),
-max over the dual points seen so far; the solver stops once ``rel_gap ≤ tol`` (default 1e-4), which implies a relative objective gap
-≤ 1e-4 to the true optimum. This is stricter than the relative change of the objective
+max over the dual points seen so far; the solver stops once ``rel_gap ≤ tol`` (default
+1e-4), which implies a relative objective gap ≤ 1e-4 to the true optimum. This is stricter than the relative change of the objective
 between iterations (which FISTA can satisfy far from the optimum), so the latter is not
 used to stop. ``max_iter`` without reaching the tolerance raises a
 ``sklearn.exceptions.ConvergenceWarning``; a non-finite objective raises FloatingPointError.
