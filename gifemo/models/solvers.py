@@ -33,9 +33,9 @@ from above without knowing F*: with R the masked, centred residual and
 U = 2 s R a dual point (s ≤ 1 rescales it into the dual-norm ball for norm penalties),
 D(U) = −‖U‖²/4 − ⟨U, Y⟩ − Ω*(−XᵀU) ≤ F* ≤ F(W). ``rel_gap`` = (F(W) − max D) / F(W),
 max over the dual points seen so far; the solver stops once ``rel_gap ≤ tol`` (default
-1e-4), which implies a relative objective gap ≤ 1e-4 to the true optimum. This is stricter than the relative change of the objective
-between iterations (which FISTA can satisfy far from the optimum), so the latter is not
-used to stop. ``max_iter`` without reaching the tolerance raises a
+1e-4), which implies a relative objective gap ≤ 1e-4 to the true optimum. This is
+stricter than the relative change of the objective between iterations (which FISTA can
+satisfy far from the optimum), so the latter is not used to stop. ``max_iter`` without reaching the tolerance raises a
 ``sklearn.exceptions.ConvergenceWarning``; a non-finite objective raises FloatingPointError.
 
 Everything runs in float64 on the CPU (inputs on other devices/dtypes are copied): the
