@@ -1,0 +1,212 @@
+"""Checkpoints of trained recognizers: everything needed to rank new GIFs, nothing executable.
+
+A checkpoint is one ``torch.save``-d dict of tensors and primitives (str, int, float, bool,
+None, lists, dicts), so it loads with ``torch.load(path, weights_only=True)``:
+
+``format``            ``"gifemo.checkpoint/1"``
+``model_kind``        ``"linear"`` (:class:`EmotionRecognizer`) or ``"gp"`` (:class:`GPRecognizer`)
+``hyperparameters``   the recognizer's constructor arguments (penalty name and strengths ...)
+``penalty``           ``Penalty.config()`` (``make_penalty(**penalty)`` rebuilds it); None for GP
+``head``              linear: ``{"W": [d, T], "b": [T]}``; GP: per-emotion training inputs,
+                      dual weights and kernel hyperparameters
+``emotions``          score column order
+``features``          layout (group, visual_dim, tag_dim, order) and the normalisation of each
+                      block (visual: fc6 mean over clips, L2; tags: counts, L2)
+``vocabulary``        ``TagVocabulary.to_dict()`` (None without tags)
+``clips``, ``decode`` clip cutting (16/8, 128x171, crop 112, cap) and decoder settings
+``backbone``          weights identity (path, sha256 or ``"random"``, width, seed, convention,
+                      ``weights_id``) — NOT the frozen backbone's weights (61 M parameters
+                      that the user already has); None without visual features
+``metrics``, ``extra`` free-form primitives (test PR-AUC, config ...)
+
+:func:`load_recognizer` rebuilds the recognizer (without a backbone; see
+:mod:`gifemo.rank` for attaching one whose hash is checked).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gifemo.data.clips import CLIP_LEN, CLIP_STRIDE, CROP, RESIZE_HW
+from gifemo.data.tags import TagVocabulary
+from gifemo.models.penalties import make_penalty
+from gifemo.models.recognizer import (EmotionRecognizer, FeatureLayout, GPRecognizer,
+                                      RecognizerBase)
+
+FORMAT = "gifemo.checkpoint/1"
+VISUAL_NORMALISATION = "C3D fc6 (after ReLU), mean over clips, L2-normalised"
+TAGS_NORMALISATION = "tag counts over the vocabulary, L2-normalised (zero row if none)"
+
+
+class CheckpointError(ValueError):
+    """A file is not a loadable gifemo checkpoint; names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def to_primitive(obj: Any) -> Any:
+    """Tensors stay; numpy arrays become tensors; numpy scalars, tuples, OmegaConf nodes and
+    Paths become Python primitives; anything else raises TypeError naming it."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): to_primitive(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_primitive(v) for v in obj]
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+        if isinstance(obj, (DictConfig, ListConfig)):
+            return to_primitive(OmegaConf.to_container(obj, resolve=True))
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(f"cannot store {type(obj).__name__} in a weights-only checkpoint: {obj!r:.80}")
+
+
+def clip_settings(max_clips_per_gif: int | None) -> dict:
+    """The clip cutting of paper §3.3 plus the per-GIF cap (primitives)."""
+    return {"clip_len": CLIP_LEN, "stride": CLIP_STRIDE, "resize_hw": list(RESIZE_HW),
+            "crop": CROP, "max_clips_per_gif": max_clips_per_gif}
+
+
+def checkpoint_dict(model: RecognizerBase, *, clips: Mapping | None = None,
+                    decode: Mapping | None = None, metrics: Mapping | None = None,
+                    extra: Mapping | None = None) -> dict:
+    """The checkpoint of ``model`` as a weights-only-loadable dict."""
+    if not isinstance(model, RecognizerBase):
+        raise TypeError(f"expected a gifemo recognizer, got {type(model).__name__}")
+    layout = model.layout
+    penalty = model.penalty.config() if isinstance(model, EmotionRecognizer) else None
+    backbone = None
+    if layout.uses_visual:
+        backbone = dict(model.backbone_info or {})
+        if not backbone:
+            cfg = model.backbone_config or {}
+            backbone = {"path": cfg.get("weights"), "sha256": None, "width": cfg.get("width"),
+                        "seed": cfg.get("seed"), "convention": cfg.get("convention")}
+        if backbone.get("sha256") == "random" and "weights_id" not in backbone:
+            backbone["weights_id"] = f"random:seed={backbone.get('seed')}:width={backbone['width']:g}"
+        elif "weights_id" not in backbone:
+            backbone["weights_id"] = backbone.get("sha256")
+    ckpt = {
+        "format": FORMAT,
+        "model_kind": model.kind,
+        "hyperparameters": model.hyperparameters(),
+        "penalty": penalty,
+        "head": model.head_state(),
+        "emotions": list(model.emotions),
+        "features": {**layout.to_dict(),
+                     "visual_normalisation": VISUAL_NORMALISATION if layout.uses_visual else None,
+                     "tags_normalisation": TAGS_NORMALISATION if layout.uses_tags else None},
+        "vocabulary": None if model.vocabulary is None else model.vocabulary.to_dict(),
+        "clips": dict(clips) if clips is not None else clip_settings(None),
+        "decode": dict(decode) if decode is not None else {"backend": "pyav"},
+        "backbone": backbone,
+        "metrics": {k: (float(v) if isinstance(v, (int, float)) else v)
+                    for k, v in (metrics or {}).items()},
+        "extra": dict(extra or {}),
+        "fit": _fit_record(model),
+    }
+    return to_primitive(ckpt)
+
+
+def _fit_record(model: RecognizerBase) -> dict | None:
+    res = getattr(model, "fit_result", None)
+    if res is not None and hasattr(res, "rel_gap"):
+        return {"objective": float(res.objective), "rel_gap": float(res.rel_gap),
+                "n_iter": int(res.n_iter), "converged": bool(res.converged)}
+    gap = getattr(model, "rel_gap_to_optimum", None)
+    return None if gap is None else {"minibatch_rel_gap_to_optimum": float(gap)}
+
+
+def save_checkpoint(model: RecognizerBase, path: str | os.PathLike, **kw: Any) -> Path:
+    """Write :func:`checkpoint_dict` to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(checkpoint_dict(model, **kw), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors, or non-primitive content
+        raise CheckpointError(path, f"cannot be loaded with weights_only=True "
+                                    f"({type(e).__name__}: {str(e)[:300]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(path, f"not a gifemo checkpoint (format {found!r}, expected {FORMAT!r})")
+    missing = [k for k in ("model_kind", "head", "emotions", "features", "hyperparameters")
+               if k not in ckpt]
+    if missing:
+        raise CheckpointError(path, f"missing key(s) {missing}")
+    return ckpt
+
+
+def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkpoint>") -> RecognizerBase:
+    """Rebuild the recognizer of a loaded checkpoint dict (no backbone attached)."""
+    layout = FeatureLayout.from_dict(ckpt["features"])
+    vocab = None if ckpt.get("vocabulary") is None else TagVocabulary.from_dict(ckpt["vocabulary"])
+    hp = dict(ckpt["hyperparameters"])
+    common = {"layout": layout, "vocabulary": vocab, "emotions": ckpt["emotions"]}
+    kind = ckpt["model_kind"]
+    try:
+        if kind == EmotionRecognizer.kind:
+            model: RecognizerBase = EmotionRecognizer(
+                hp["penalty"], hp.get("rho"), hp.get("rho1"), hp.get("rho2"), hp.get("k"),
+                fit=hp.get("fit", "exact"), tol=hp.get("tol", 1e-4),
+                max_iter=hp.get("max_iter", 5000), cv_grid=hp.get("cv_grid"), **common)
+            if ckpt.get("penalty"):
+                model.set_penalty(make_penalty(**ckpt["penalty"]))
+        elif kind == GPRecognizer.kind:
+            model = GPRecognizer(**hp, **common)
+        else:
+            raise CheckpointError(path, f"unknown model kind {kind!r}")
+        model.load_head_state(ckpt["head"])
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(path, f"inconsistent checkpoint ({type(e).__name__}: {e})") from None
+    model.backbone_info = ckpt.get("backbone")
+    model.eval()
+    return model
+
+
+def load_recognizer(path: str | os.PathLike) -> tuple[RecognizerBase, dict]:
+    """(recognizer, checkpoint dict) from a checkpoint file."""
+    ckpt = load_checkpoint(path)
+    return recognizer_from_checkpoint(ckpt, path), ckpt
+
+
+def finite_metrics(metrics: Mapping) -> dict:
+    """Float metrics only (NaN/inf dropped): what goes into a checkpoint's ``metrics``."""
+    out = {}
+    for k, v in metrics.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out[str(k)] = f
+    return out
