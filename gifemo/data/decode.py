@@ -158,6 +158,8 @@ def decode_bytes(data: bytes, backend: str = DEFAULT_BACKEND, limits: DecodeLimi
         if n_bytes > limits.max_decoded_bytes:
             raise GifFormatError(f"{n_frames} frames of {layout.width}x{layout.height} need "
                                  f"{n_bytes} bytes, more than max_decoded_bytes={limits.max_decoded_bytes}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("while reading the block structure")
         out = np.empty((n_frames, layout.height, layout.width, 3), np.uint8)
         composite(layout, module.index_images(data, layout), out, deadline)
     except GifFormatError as e:
