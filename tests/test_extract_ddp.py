@@ -1,6 +1,6 @@
 """Multi-process extraction writes each GIF exactly once (2 CPU processes, gloo backend).
 
-The real sharding (PackedClipBatches -> shard_for_rank) and writing (ShardWriter, FeatureCache)
+The real sharding (PackedClipBatches -> shard_for_rank) and writing (ShardBuffer, FeatureCache)
 run in two processes joined by a gloo process group; the features come from a stand-in
 "network" (a fixed function of the clip) so that the test is about who writes what.
 A second pass feeds the writer through torch's DistributedSampler, which pads by repeating
@@ -16,11 +16,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data.distributed import DistributedSampler
 
-from gifemo.data.datamodule import ClipBatch, PackedClipBatches
+from gifemo.features.clip_batches import ClipBatch, PackedClipBatches
 from gifemo.data.decode import GifDecodeError
 from gifemo.features.cache import FeatureCache
 from gifemo.features.pooling import mean_l2
-from gifemo.features.writer import ShardWriter
+from gifemo.features.shard_buffer import ShardBuffer
 
 N_CLIPS = [1, 3, 1, 2, 5, 1, 1, 4, 2]  # GIF i has N_CLIPS[i] clips
 BAD = {5}
@@ -67,7 +67,7 @@ def _bad_batch(gif, reason):
 
 def _write_through_padding_sampler(cache, work, rank, world, root):
     """One GIF per batch in DistributedSampler order (with its padding repeats) -> writer."""
-    writer = ShardWriter(cache, work, _describe(), shard_size=3)
+    writer = ShardBuffer(cache, work, _describe(), shard_size=3)
     writer.bind(rank, world)
     got = []
     for pos in DistributedSampler(work, num_replicas=world, rank=rank, shuffle=False):
@@ -91,7 +91,7 @@ def _worker(rank, world, root):
     try:
         # 1) The extraction path: this rank's packed batches -> writer.
         cache = FeatureCache(root, _settings("packed")).create()
-        writer = ShardWriter(cache, WORK, _describe(), shard_size=2)
+        writer = ShardBuffer(cache, WORK, _describe(), shard_size=2)
         writer.bind(dist.get_rank(), dist.get_world_size())
         for batch in PackedClipBatches(_FakeGifs(), WORK, clip_batch_size=3,
                                        rank=dist.get_rank(), world_size=dist.get_world_size()):

@@ -38,6 +38,7 @@ from gifemo.data.clips import CLIP_LEN, CLIP_STRIDE, CROP, RESIZE_HW
 from gifemo.data.datamodule import GifDataModule
 from gifemo.data.decode import DecodeLimits
 from gifemo.data.manifest import GifDataset, load_dataset
+from gifemo.features.clip_batches import shard_for_rank
 from gifemo.features.cache import CacheContents, FeatureCache, fingerprint_files
 from gifemo.features.extractor import C3DExtractor
 from gifemo.features.progress import ExtractionProgress
@@ -278,7 +279,6 @@ def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, d
 
 
 def shard_share(work: list[int], trainer: pl.Trainer) -> list[int]:
-    from gifemo.data.datamodule import shard_for_rank
     return shard_for_rank(work, trainer.global_rank, trainer.world_size)
 
 

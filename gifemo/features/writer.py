@@ -1,150 +1,50 @@
-"""Prediction writer: clip fc6 rows -> per-GIF features -> cache shards (stage 1).
+"""Lightning prediction writer around :class:`~gifemo.features.shard_buffer.ShardBuffer`.
 
-:class:`ShardWriter` is a Lightning ``BasePredictionWriter`` (``write_interval="batch"``).
-For each :class:`~gifemo.data.datamodule.ClipBatch` and its fc6 rows it accumulates the clips
-of each GIF (:class:`~gifemo.features.pooling.ClipMeanAccumulator`), and when a GIF is
-complete buffers its L2-normalised mean; every ``shard_size`` GIFs (or ``flush_every_s``
-seconds) the buffer becomes one atomic cache shard, so an interrupted run loses at most one
-buffer. At the end of the epoch, and when Lightning reports an exception, the buffer is flushed.
-
-Exactly-once under DDP: the writer only keeps GIFs this rank *owns*,
-``shard_for_rank(work, rank, world_size)`` -- the same rule by which
-``DistributedSampler(shuffle=False)`` deals out the unpadded items -- and only the first time
-it sees them, so the repeated samples a padding sampler adds are dropped.
+``BasePredictionWriter`` with ``write_interval="batch"``: every predicted batch (fc6 rows of a
+:class:`~gifemo.features.clip_batches.ClipBatch`) goes to the buffer; the buffer is bound to
+the Trainer's rank at setup, and flushed at the end of the epoch and when Lightning reports an
+exception (so a crash keeps every complete GIF; a hard kill loses at most one buffer).
 """
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Sequence
-
-import numpy as np
-import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from gifemo.data.datamodule import ClipBatch, shard_for_rank
-from gifemo.features.cache import FeatureCache
-from gifemo.features.pooling import ClipMeanAccumulator
-
-_log = logging.getLogger(__name__)
+from gifemo.features.shard_buffer import ShardBuffer
 
 
 class ShardWriter(BasePredictionWriter):
-    """Write per-GIF features of the owned GIFs into ``cache`` shards.
+    """Prediction writer storing per-GIF features in cache shards (arguments: :class:`ShardBuffer`)."""
 
-    Parameters
-    ----------
-    cache : FeatureCache
-    work : sequence of int
-        Dataset rows of this extraction, in order (identical on every rank).
-    describe : dict of int -> dict
-        Per dataset row: ``{"sha256", "id", "path"}`` (stored in the shard metadata).
-    shard_size : int, default=256
-        GIFs per shard.
-    flush_every_s : float, default=60
-        Also write a shard when the oldest buffered GIF is this old.
-    provenance : dict, optional
-        Stored with every shard (precision, device, versions...).
-    bad_extra : dict, optional
-        Stored with every bad entry (e.g. the decode limits).
-    """
-
-    def __init__(self, cache: FeatureCache, work: Sequence[int], describe: dict[int, dict],
-                 shard_size: int = 256, flush_every_s: float = 60.0,
-                 provenance: dict | None = None, bad_extra: dict | None = None):
+    def __init__(self, *args, **kwargs):
         super().__init__(write_interval="batch")
-        if shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-        self.cache = cache
-        self.work = [int(i) for i in work]
-        self.describe = describe
-        self.shard_size = int(shard_size)
-        self.flush_every_s = float(flush_every_s)
-        self.provenance = dict(provenance or {})
-        self.bad_extra = dict(bad_extra or {})
-        self.bind(0, 1)
+        self.buffer = ShardBuffer(*args, **kwargs)
+        self.buffer.on_gif_done = self._on_gif_done
 
-    def bind(self, rank: int, world_size: int) -> None:
-        """Set this process' rank (done by :meth:`setup` under a Trainer)."""
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.owned = set(shard_for_rank(self.work, self.rank, self.world_size))
-        self._acc = ClipMeanAccumulator()
-        self._finished: set[int] = set()
-        self._rows: list[np.ndarray] = []
-        self._entries: list[dict] = []
-        self._bad: list[dict] = []
-        self._since = None
-        self.n_gifs = 0  # GIFs whose features this writer completed
-        self.n_bad = 0
-        self.n_clips = 0
-        self.n_dropped = 0  # clips/GIFs ignored as not owned or already written
-        self.shards: list = []
+    def _on_gif_done(self, gif_index: int) -> None:
+        """Called after each completed GIF (hook for progress or tests)."""
 
-    # ---------------------------------------------------------------- Lightning hooks
+    @property
+    def n_gifs(self) -> int:
+        return self.buffer.n_gifs
+
+    @property
+    def n_bad(self) -> int:
+        return self.buffer.n_bad
+
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self.bind(trainer.global_rank, trainer.world_size)
+        self.buffer.bind(trainer.global_rank, trainer.world_size)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch,
                            batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.consume(batch, prediction)
+        self.buffer.consume(batch, prediction)
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         super().on_predict_epoch_end(trainer, pl_module)
-        self.flush()
-        if len(self._acc):
-            raise RuntimeError(f"rank {self.rank}: {len(self._acc)} GIF(s) got only part of their clips")
+        self.buffer.flush()
+        if len(self.buffer.pending):
+            raise RuntimeError(f"rank {self.buffer.rank}: {len(self.buffer.pending)} GIF(s) got "
+                               "only part of their clips")
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.flush()  # keep what is complete; the rerun computes the rest
-
-    # ---------------------------------------------------------------- plain functions
-    def consume(self, batch: ClipBatch, features) -> None:
-        """Take one batch and its fc6 rows ``[b, d]`` (Tensor or array)."""
-        if isinstance(features, torch.Tensor):
-            features = features.detach().float().cpu().numpy()
-        gif_index = np.asarray(batch.gif_index.cpu() if isinstance(batch.gif_index, torch.Tensor)
-                               else batch.gif_index, dtype=np.int64)
-        n_clips = np.asarray(batch.n_clips.cpu() if isinstance(batch.n_clips, torch.Tensor)
-                             else batch.n_clips, dtype=np.int64)
-        if features.shape[0] != gif_index.shape[0]:
-            raise ValueError(f"{features.shape[0]} feature rows for {gif_index.shape[0]} clips")
-        keep = np.array([g in self.owned and g not in self._finished for g in gif_index.tolist()],
-                        dtype=bool)
-        self.n_dropped += int((~keep).sum())
-        if keep.any():
-            self.n_clips += int(keep.sum())
-            for g, feat, n in self._acc.add(gif_index[keep], n_clips[keep], features[keep]):
-                self._finished.add(g)
-                self._rows.append(feat)
-                self._entries.append({**self.describe[g], "n_clips": n})
-                self._on_gif_done(g)
-        for g, reason in batch.bad:
-            g = int(g)
-            if g not in self.owned or g in self._finished:
-                self.n_dropped += 1
-                continue
-            self._finished.add(g)
-            self._bad.append({**self.describe[g], "reason": str(reason), **self.bad_extra})
-            self.n_bad += 1
-        if self._since is None and (self._rows or self._bad):
-            self._since = time.monotonic()
-        if len(self._entries) + len(self._bad) >= self.shard_size or (
-                self._since is not None and time.monotonic() - self._since >= self.flush_every_s):
-            self.flush()
-
-    def _on_gif_done(self, gif_index: int) -> None:
-        self.n_gifs += 1
-
-    def flush(self) -> None:
-        """Write buffered GIFs (and bad files) as one shard; no-op when empty."""
-        if not (self._entries or self._bad):
-            return
-        dim = self._rows[0].shape[0] if self._rows else 0
-        feats = np.stack(self._rows) if self._rows else np.zeros((0, dim), np.float32)
-        path = self.cache.write_shard(feats, self._entries, self._bad, tag=f"r{self.rank}",
-                                      provenance={**self.provenance, "rank": self.rank,
-                                                  "world_size": self.world_size})
-        self.shards.append(path)
-        _log.debug("feature cache: wrote %s (%d GIFs, %d bad)", path.name, len(self._entries), len(self._bad))
-        self._rows, self._entries, self._bad, self._since = [], [], [], None
+        self.buffer.flush()  # keep what is complete; the rerun computes the rest
