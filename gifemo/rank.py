@@ -1,0 +1,240 @@
+"""Rank new GIFs with a trained recognizer checkpoint (design.md "Tracking, checkpoints, ranking").
+
+:func:`rank_gifs` loads a checkpoint (weights-only), finds the candidate GIFs (a folder of
+``*.gif`` files, searched recursively, or a dataset folder / ``manifest.csv`` whose tags are
+then used), computes their features exactly as in training — the same C3D weights (checked
+by SHA-256), width, input convention, clip cutting and decoder through the same feature
+pipeline (:func:`gifemo.features.ensure_visual_features`), and the saved tag vocabulary —
+scores every emotion, and writes a ranked CSV.
+
+The backbone is rebuilt from the checkpoint's weights identity: random weights from the
+stored seed and width; a weights file from ``weights=`` (``--weights``) or the stored path.
+A file whose SHA-256 differs from the checkpoint's is refused
+(:class:`BackboneMismatchError`, naming both hashes): its features would silently mean
+something else to the head. GIFs that cannot be decoded are skipped, listed in
+``bad_files.csv`` and counted.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gifemo.checkpoint import load_recognizer
+from gifemo.data.manifest import MANIFEST, GifDataset, load_dataset
+from gifemo.models.recognizer import RecognizerBase
+
+_log = logging.getLogger(__name__)
+
+
+class RankError(ValueError):
+    """Ranking cannot proceed (no candidates, unknown emotion, missing weights file ...)."""
+
+
+class BackboneMismatchError(RankError):
+    """The backbone weights differ from those the checkpoint's features were computed with."""
+
+    def __init__(self, weights: str, found: str, expected: str, checkpoint_path: str | None = None):
+        self.weights, self.found, self.expected = weights, found, expected
+        super().__init__(
+            f"backbone weights {weights} have sha256 {found}, but the checkpoint was trained on "
+            f"features of weights with sha256 {expected}"
+            + (f" ({checkpoint_path})" if checkpoint_path else "")
+            + "; refusing to rank with a different backbone (pass --weights with the right file)")
+
+
+@dataclass
+class RankResult:
+    """Scores of the candidates that have features.
+
+    ids, paths : per candidate; scores : float32 [N, T] (linear: predicted y per emotion;
+    GP: log of eq. 5); emotions : column names; bad : list of (path, reason);
+    csv_path : the written CSV (or None); n_candidates : GIFs found (good + bad).
+    """
+
+    ids: list[str]
+    paths: list[str]
+    scores: np.ndarray
+    emotions: list[str]
+    bad: list = field(default_factory=list)
+    csv_path: Path | None = None
+    n_candidates: int = 0
+
+    def order(self, emotion: str) -> np.ndarray:
+        """Candidate indices, best first for ``emotion`` (ties: input order)."""
+        t = self.emotions.index(emotion)
+        return np.argsort(-self.scores[:, t], kind="stable")
+
+    def top(self, emotion: str, n: int = 20) -> list[tuple[str, str, float]]:
+        t = self.emotions.index(emotion)
+        return [(self.ids[i], self.paths[i], float(self.scores[i, t]))
+                for i in self.order(emotion)[:n]]
+
+
+def discover_candidates(source: str | os.PathLike) -> GifDataset:
+    """Candidates of a dataset folder / ``manifest.csv`` (with tags) or of a plain folder of
+    GIFs (``**/*.gif``, sorted; id = path relative to the folder without suffix; no tags)."""
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".csv":
+        return load_dataset(source)
+    if not source.is_dir():
+        raise RankError(f"{source}: not a folder of GIFs or a manifest.csv")
+    if (source / MANIFEST).is_file():
+        return load_dataset(source)
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() == ".gif")
+    if not files:
+        raise RankError(f"{source}: no *.gif files found (searched recursively)")
+    ids = [p.relative_to(source).with_suffix("").as_posix() for p in files]
+    return GifDataset(root=source.resolve(), ids=ids, paths=[p.resolve() for p in files],
+                      tags=[[] for _ in files])
+
+
+def resolve_backbone(stored: dict, weights: str | None = None,
+                     checkpoint_path: str | None = None) -> dict:
+    """Backbone settings (weights, width, seed, convention) that reproduce the checkpoint's
+    features; raises :class:`BackboneMismatchError` when ``weights`` hash differently."""
+    from gifemo.models.c3d import RANDOM, weights_info
+
+    if not stored:
+        raise RankError("the checkpoint records no backbone although it uses visual features")
+    width = float(stored.get("width") or 1.0)
+    convention = stored.get("convention")
+    expected = stored.get("sha256")
+    if expected == RANDOM:
+        if weights is not None and str(weights) != RANDOM:
+            found = weights_info(weights, width, convention=convention).sha256
+            raise BackboneMismatchError(str(weights), found, f"random (seed={stored.get('seed')}, "
+                                        f"width={width:g})", checkpoint_path)
+        return {"weights": RANDOM, "width": width, "seed": int(stored.get("seed") or 0),
+                "convention": convention}
+    path = weights if weights is not None else stored.get("path")
+    if path is None or str(path) == RANDOM:
+        raise BackboneMismatchError(str(path), "random", str(expected), checkpoint_path)
+    if not Path(path).is_file():
+        raise RankError(f"backbone weights file {path} not found (the checkpoint was trained with "
+                        f"{stored.get('path')}, sha256 {expected}); pass --weights PATH")
+    found = weights_info(path, width, convention=convention).sha256
+    if found != expected:
+        raise BackboneMismatchError(str(path), found, str(expected), checkpoint_path)
+    return {"weights": str(path), "width": width, "seed": 0, "convention": convention}
+
+
+def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
+              weights: str | None = None, out_csv: str | os.PathLike | None = None,
+              emotion: str | None = None, run_dir: str | os.PathLike | None = None,
+              cache_dir: str | os.PathLike | None = None, run: dict | None = None) -> RankResult:
+    """Score every candidate GIF of ``source`` for every emotion with ``checkpoint``.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A file written by :func:`gifemo.checkpoint.save_checkpoint`.
+    source : path
+        Folder of GIFs, or dataset folder / ``manifest.csv`` (tags used when the model has
+        a tag block).
+    weights : str, optional
+        The backbone weights file (default: the path stored in the checkpoint); hash-checked.
+    out_csv : path, optional
+        Write the ranked CSV here.
+    emotion : str, optional
+        Sort the CSV by this emotion (a ``rank`` column first); else keep the input order.
+    run_dir : path, optional
+        Where ``bad_files.csv`` goes (default: ``out_csv``'s folder).
+    cache_dir : path, optional
+        Feature cache to use (default: a temporary one, removed afterwards).
+    run : dict, optional
+        :class:`gifemo.features.RunConfig` fields (accelerator, batch size, workers ...).
+    """
+    model, ckpt = load_recognizer(checkpoint)
+    emotions = list(model.emotions)
+    if emotion is not None and emotion not in emotions:
+        raise RankError(f"unknown emotion {emotion!r}; choose one of {emotions}")
+    dataset = discover_candidates(source)
+    if run_dir is None and out_csv is not None:
+        run_dir = Path(out_csv).resolve().parent
+    rows = np.arange(len(dataset))
+    visual, bad = None, []
+    if model.layout.uses_visual:
+        bb = resolve_backbone(ckpt.get("backbone") or {}, weights, str(checkpoint))
+        visual, rows, bad = _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run)
+    tag_lists = [dataset.tags[i] for i in rows]
+    if model.layout.uses_tags and not any(tag_lists):
+        _log.warning("the model uses tag features but the candidates have no tags (a plain "
+                     "folder has none: give a manifest.csv with a tags column)")
+    scores = _score(model, visual, tag_lists if model.layout.uses_tags else None)
+    result = RankResult(ids=[dataset.ids[i] for i in rows], paths=[str(dataset.paths[i]) for i in rows],
+                        scores=scores, emotions=emotions, bad=bad, n_candidates=len(dataset))
+    if out_csv is not None:
+        result.csv_path = write_ranked_csv(result, out_csv, emotion)
+    if bad:
+        where = f"; listed in {Path(run_dir) / 'bad_files.csv'}" if run_dir else ""
+        _log.warning("%d of %d GIF(s) could not be decoded and were skipped%s", len(bad),
+                     len(dataset), where)
+    return result
+
+
+def _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run):
+    from gifemo.features import ensure_visual_features
+
+    clips = {"max_clips_per_gif": (ckpt.get("clips") or {}).get("max_clips_per_gif")}
+    decode = {k: v for k, v in (ckpt.get("decode") or {}).items()}
+    run = dict(run or {})
+    run.setdefault("progress", True)
+    with tempfile.TemporaryDirectory(prefix="gifemo-rank-") as tmp:
+        table = ensure_visual_features(dataset, cache_dir or tmp, bb, clips, decode, run=run,
+                                       run_dir=run_dir)
+    expected = (ckpt.get("backbone") or {}).get("weights_id")
+    if expected is not None and table.weights_id != expected:
+        raise BackboneMismatchError(str(bb["weights"]), table.weights_id, expected)
+    return table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
+
+
+@torch.no_grad()
+def _score(model: RecognizerBase, visual, tag_lists) -> np.ndarray:
+    x = model.features(visual, tag_lists)
+    if x.shape[0] == 0:
+        return np.zeros((0, model.n_tasks), dtype=np.float32)
+    return model(x).float().cpu().numpy()
+
+
+def write_ranked_csv(result: RankResult, path: str | os.PathLike, emotion: str | None = None) -> Path:
+    """CSV: [rank,] id, path, score_<emotion> ..., rank_<emotion> ... (rank 1 = best)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, T = result.scores.shape
+    ranks = np.empty((n, T), dtype=np.int64)
+    for t, e in enumerate(result.emotions):
+        ranks[result.order(e), t] = np.arange(1, n + 1)
+    order = result.order(emotion) if emotion is not None else np.arange(n)
+    header = (["rank"] if emotion is not None else []) + ["id", "path"] + \
+        [f"score_{e}" for e in result.emotions] + [f"rank_{e}" for e in result.emotions]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for pos, i in enumerate(order, start=1):
+            w.writerow(([pos] if emotion is not None else []) + [result.ids[i], result.paths[i]] +
+                       [f"{s:.6g}" for s in result.scores[i]] + ranks[i].tolist())
+    os.replace(tmp, path)
+    return path
+
+
+def format_top(result: RankResult, emotion: str | None = None, n: int = 20) -> str:
+    """Text of the top ``n`` for ``emotion``, or the top few ids of every emotion."""
+    if emotion is not None:
+        lines = [f"top {min(n, len(result.ids))} of {len(result.ids)} GIFs for {emotion}:",
+                 f"{'rank':>4}  {'score':>10}  id"]
+        for r, (gid, _, s) in enumerate(result.top(emotion, n), start=1):
+            lines.append(f"{r:>4}  {s:>10.4g}  {gid}")
+        return "\n".join(lines)
+    k = min(n, 5)
+    lines = [f"top {k} of {len(result.ids)} GIFs per emotion:"]
+    for e in result.emotions:
+        lines.append(f"  {e:<14} " + ", ".join(gid for gid, _, _ in result.top(e, k)))
+    return "\n".join(lines)
