@@ -123,3 +123,17 @@ def test_backends_agree_on_a_larger_gif(tmp_path):
         assert np.array_equal(r.rgb, results[0].rgb)
     ref = np.asarray(images[0].convert("RGB"))
     assert np.array_equal(results[0].rgb[0], ref)  # first frame = Pillow's own first frame
+
+
+def test_fast_rgb_store_equals_plain_copy(tmp_path, monkeypatch):
+    """The overlapping-store RGBX->RGB fast path gives the same bytes as numpy's plain copy."""
+    from gifemo.data import gif_format
+
+    indices = _indices(4, seed=5, transparent=True)
+    path = tmp_path / "fast.gif"
+    path.write_bytes(_save(indices, [10, 20, 30, 40], [1, 2, 3, 1], True))
+    assert gif_format._OVERLAP_OK  # numpy stores in ascending order on this machine
+    fast = decode(path, "pillow").rgb
+    monkeypatch.setattr(gif_format, "_OVERLAP_OK", False)
+    assert np.array_equal(decode(path, "pillow").rgb, fast)
+    assert np.array_equal(fast, _expected(indices, [1, 2, 3, 1], True))

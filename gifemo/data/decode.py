@@ -160,8 +160,7 @@ def decode_bytes(data: bytes, backend: str = DEFAULT_BACKEND, limits: DecodeLimi
                                  f"{n_bytes} bytes, more than max_decoded_bytes={limits.max_decoded_bytes}")
         if time.monotonic() > deadline:
             raise TimeoutError("while reading the block structure")
-        out = np.empty((n_frames, layout.height, layout.width, 3), np.uint8)
-        composite(layout, module.index_images(data, layout), out, deadline)
+        out = composite(layout, module.index_images(data, layout), deadline)
     except GifFormatError as e:
         raise GifDecodeError(path, str(e)) from None
     except TimeoutError as e:

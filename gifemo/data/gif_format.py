@@ -229,8 +229,32 @@ def _palette32(palette: np.ndarray | None) -> np.ndarray:
     return rgba.view("<u4").reshape(256)
 
 
-def composite(layout: GifLayout, indices, out: np.ndarray, deadline: float | None = None) -> np.ndarray:
-    """Draw the images of ``layout`` into frames (rules in the module docstring).
+def _rgbx_to_rgb_exact(src: np.ndarray, flat: np.ndarray, offset: int) -> None:
+    """Copy packed RGBX pixels ``src`` (uint32 [N]) as RGB bytes into ``flat[offset:offset+3N]``.
+
+    Fast path: one uint32 store per pixel at a 3-byte stride, each store's 4th byte being
+    overwritten by the next (``flat`` has one spare byte at the end); 30x faster than numpy's
+    copy of a ``[..., :3]`` view. Used only if :data:`_OVERLAP_OK` (checked at import).
+    """
+    if _OVERLAP_OK:
+        np.ndarray((src.size,), "<u4", flat, offset, (3,))[...] = src
+    else:
+        flat[offset:offset + 3 * src.size].reshape(-1, 3)[...] = src.view(np.uint8).reshape(-1, 4)[:, :3]
+
+
+def _overlap_store_works() -> bool:
+    src = np.arange(1, 1 + 4 * 1000, dtype=np.uint8).view("<u4")
+    flat = np.zeros(3 * 1000 + 1, np.uint8)
+    np.ndarray((1000,), "<u4", flat, 0, (3,))[...] = src
+    return bool(np.array_equal(flat[:-1].reshape(-1, 3), src.view(np.uint8).reshape(-1, 4)[:, :3]))
+
+
+_OVERLAP_OK = False
+_OVERLAP_OK = _overlap_store_works()
+
+
+def composite(layout: GifLayout, indices, deadline: float | None = None) -> np.ndarray:
+    """Draw the images of ``layout`` into RGB frames (rules in the module docstring).
 
     Parameters
     ----------
@@ -239,8 +263,6 @@ def composite(layout: GifLayout, indices, out: np.ndarray, deadline: float | Non
         One uint8 ``[h, w]`` array of colour indices per image block, in file order, in stored
         row order (interlaced images are re-ordered here); an array with fewer rows is a
         partially decoded image (the missing rows leave the canvas unchanged).
-    out : np.ndarray
-        uint8 ``[len(layout.frame_groups()), H, W, 3]``, filled in place and returned.
     deadline : float, optional
         ``time.monotonic()`` value after which :class:`TimeoutError` is raised (checked
         between images).
@@ -248,13 +270,15 @@ def composite(layout: GifLayout, indices, out: np.ndarray, deadline: float | Non
     Returns
     -------
     np.ndarray
-        ``out``, plus the per-frame delays are :func:`frame_delays_ms`.
+        uint8 ``[T, H, W, 3]``, ``T = len(layout.frame_groups())``.
     """
     H, W = layout.height, layout.width
-    canvas = np.zeros((H, W), "<u4")  # packed RGBA, 0 = transparent
-    rgb = canvas.view(np.uint8).reshape(H, W, 4)[:, :, :3]
-    global32 = _palette32(layout.palette)
     groups = layout.frame_groups()
+    frame_bytes = H * W * 3
+    flat = np.empty(len(groups) * frame_bytes + 1, np.uint8)  # +1: see _rgbx_to_rgb_exact
+    canvas = np.zeros((H, W), "<u4")  # packed RGBA, 0 = transparent (black in the output)
+    canvas_flat = canvas.reshape(-1)
+    global32 = _palette32(layout.palette)
     end_of_frame = {stop - 1: f for f, (_, stop) in enumerate(groups)}
     pending = None  # (disposal, y0, y1, x0, x1, saved) of the previous image
     for i, (im, idx) in enumerate(zip(layout.images, indices)):
@@ -271,32 +295,37 @@ def composite(layout: GifLayout, indices, out: np.ndarray, deadline: float | Non
         saved = canvas[y0:y1, x0:x1].copy() if im.disposal == DISPOSE_PREVIOUS else None
         pending = (im.disposal, y0, y1, x0, x1, saved)
         if y1 > y0 and x1 > x0 and idx is not None and idx.size:
-            row_ok = None
-            if im.interlace and idx.shape[0] > 1:
-                rows = interlace_rows(im.height)[: idx.shape[0]]
-                full = np.empty((im.height, idx.shape[1]), np.uint8)
-                full[rows] = idx
-                if idx.shape[0] < im.height:  # partly decoded: only the rows that arrived
-                    row_ok = np.zeros(im.height, bool)
-                    row_ok[rows] = True
-                idx = full
-            hh, ww = min(y1 - y0, idx.shape[0]), x1 - x0
-            if row_ok is None and hh < y1 - y0:
-                y1 = y0 + hh
-            sub = idx[: y1 - y0, :ww]
-            pal = global32 if im.palette is None else _palette32(im.palette)
-            colours = pal[sub]
-            if im.transparent is not None or row_ok is not None:
-                mask = np.ones(sub.shape, bool) if im.transparent is None else sub != im.transparent
-                if row_ok is not None:
-                    mask &= row_ok[: y1 - y0, None]
-                np.copyto(canvas[y0:y1, x0:x1], colours, where=mask)
-            else:
-                canvas[y0:y1, x0:x1] = colours
+            _draw(canvas, im, idx, y0, y1, x0, x1, global32)
         f = end_of_frame.get(i)
         if f is not None:
-            out[f] = rgb
-    return out
+            _rgbx_to_rgb_exact(canvas_flat, flat, f * frame_bytes)
+    return flat[:-1].reshape(len(groups), H, W, 3)
+
+
+def _draw(canvas, im: ImageBlock, idx: np.ndarray, y0, y1, x0, x1, global32) -> None:
+    """Paint one image's indices onto the canvas rectangle ``[y0:y1, x0:x1]``."""
+    row_ok = None
+    if im.interlace and idx.shape[0] > 1:
+        rows = interlace_rows(im.height)[: idx.shape[0]]
+        full = np.empty((im.height, idx.shape[1]), np.uint8)
+        full[rows] = idx
+        if idx.shape[0] < im.height:  # partly decoded: only the rows that arrived
+            row_ok = np.zeros(im.height, bool)
+            row_ok[rows] = True
+        idx = full
+    elif idx.shape[0] < y1 - y0:  # partly decoded, not interlaced: the rows that arrived
+        y1 = y0 + idx.shape[0]
+    sub = idx[: y1 - y0, : x1 - x0]
+    pal = global32 if im.palette is None else _palette32(im.palette)
+    colours = np.take(pal, sub)
+    region = canvas[y0:y1, x0:x1]
+    if im.transparent is None and row_ok is None:
+        region[...] = colours
+        return
+    mask = sub != im.transparent if im.transparent is not None else np.ones(sub.shape, bool)
+    if row_ok is not None:
+        mask &= row_ok[: y1 - y0, None]
+    np.copyto(region, colours, where=mask)
 
 
 def frame_delays_ms(layout: GifLayout) -> np.ndarray:
