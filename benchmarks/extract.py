@@ -137,8 +137,11 @@ def main(argv=None):
             t_model += time.perf_counter() - t0
             n += batch.clips.shape[0]
         total = t_dec + t_model
-        print(f"end-to-end fp32, 0 workers: {n} clips in {total:.2f} s -> {n / total:.2f} clips/s; "
-              f"decoding {100 * t_dec / total:.1f} % of the time")
+        print(f"end-to-end fp32, 0 workers: {n} clips in {total:.2f} s -> {n / total:.2f} clips/s "
+              f"x{n / total / base:.2f}; decoding {100 * t_dec / total:.1f} % of the time")
+        # The baseline again: how much the machine's load drifted during the run.
+        again = time_c3d(model, clips, device, a.batch)
+        print(f"c3d {'fp32 eager (baseline, again)':34s} {again:8.2f} clips/s  x{again / base:.2f}")
 
 
 if __name__ == "__main__":
