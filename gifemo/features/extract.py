@@ -48,7 +48,9 @@ from gifemo.models.c3d import WeightsInfo, build_backbone, weights_info
 _log = logging.getLogger(__name__)
 
 FEATURE_CODE_VERSION = 1
-"""Bump when the computation of a feature changes (invalidates every cache)."""
+"""Bump when the computation of a feature changes (invalidates every cache): the backbone,
+the pooling, and also the decoder (:mod:`gifemo.data.decode`) or clip cutting
+(:mod:`gifemo.data.clips`), whose code is not otherwise part of the cache key."""
 
 MISSING_FILE = "file not found or unreadable"
 
