@@ -16,12 +16,16 @@ images outside the screen, and decord2 has no per-frame delays. Through our pars
 compositor every backend gives the same frames; the counts are in
 ``tests/test_decode_conformance.py``.
 
-Default backend: ``pyav``. All three backends produce identical frames (same
-conformance), so the choice is throughput; ``benchmarks/decode.py`` measured, on this
-2-core box, see the figures in that file's docstring. Pillow's decoder is called
-directly with no file object and is the cheapest per image, so it is fastest on small and
-medium GIFs; the default stays ``pyav`` to match the contract other modules code against,
-and ``pillow`` is the recommended choice for throughput.
+Default backend: ``pyav``. Conformance is identical for the three backends (pygif 79/84,
+peterdn 13/13 each; the 5 pygif cases are deliberate, listed in the test's XFAIL table),
+so the choice is throughput. ``python benchmarks/decode.py`` on this shared 2-core box
+(one thread, load ~4, so +-15 % noise), as ratios to raw Pillow in the same run:
+100 realistic GIFs (40-120 frames, 200-400 px): ours pyav 1.02x (483 frames/s), ours
+pillow 0.98x, ours decord 0.62x, raw pyav 1.13x, raw decord 0.91x; isolated (worker
+process) pyav/pillow 0.84x. 200 small GIFs (1-4 frames, 100x100): ours pillow 0.82x
+(901 GIFs/s), ours pyav 0.79x, ours decord 0.31x, raw pyav/decord 0.51x. pyav and pillow
+tie within the noise, so the default stays ``pyav`` (the contract others code against);
+decord2 pays a demuxer and a full-canvas colour conversion per image and is slowest.
 
 Bad input (design "Bad input"): every failure is a :class:`GifDecodeError` naming the file
 and the reason. Limits (:class:`DecodeLimits`) are checked on the headers *before* any
@@ -32,7 +36,9 @@ work bounded by ``max_pixels_per_frame``; a plain thread cannot interrupt C code
 files from an untrusted source ``isolate=True`` runs the decode in a persistent worker
 process that is killed (and restarted) at the time limit or when it crashes — a segfault in
 a C decoder then becomes a ``GifDecodeError`` instead of killing the caller. Its cost is the
-copy of the frames through a pipe (measured in ``benchmarks/decode.py``).
+copy of the frames through a pipe: about 15 % on realistic GIFs (figures above), so it is
+opt-in rather than the default; ``tests/test_decode_bad_input.py`` stops (SIGSTOP) and
+segfaults the worker mid-request to show both are contained.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -244,6 +251,7 @@ class _IsolatedDecoder:
     def __init__(self):
         self.proc: subprocess.Popen | None = None
         self.pid = os.getpid()
+        self.lock = threading.Lock()  # one request at a time on the pipe
 
     def _start(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "gifemo.data.decode", "--worker"],
@@ -259,6 +267,10 @@ class _IsolatedDecoder:
             self.proc = None
 
     def decode(self, path: str, backend: str, limits: DecodeLimits) -> Frames:
+        with self.lock:
+            return self._decode(path, backend, limits)
+
+    def _decode(self, path: str, backend: str, limits: DecodeLimits) -> Frames:
         if self.proc is None or self.proc.poll() is not None or self.pid != os.getpid():
             self.pid, self.proc = os.getpid(), None
             self._start()
