@@ -32,7 +32,7 @@ import numpy as np
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from gifemo.data.manifest import GifDataset, load_dataset
 from gifemo.data.splits import Split, make_split
@@ -83,7 +83,7 @@ def backbone_settings(cfg: DictConfig) -> dict:
                           "convention); see conf/backbone/c3d.yaml")
     try:
         d = _plain(node)
-    except MissingMandatoryValue:
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
         raise ConfigError(
             "no C3D weights given: pass model.backbone.weights=/path/to/c3d.pickle (the "
             "Sports-1M conversion or a gifemo safetensors export), or model.backbone.weights="
@@ -323,9 +323,11 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
         if val_mask is not None:
             trainer.validate(model, datamodule=datamodule, verbose=False)
             metrics.update(_floats(trainer.callback_metrics))
+            metrics.update(pr_cb.metrics.get("val", {}))
         if cfg.get("evaluate_test", True):
             trainer.test(model, datamodule=datamodule, verbose=False)
             metrics.update(_floats(trainer.callback_metrics))
+            metrics.update(pr_cb.metrics.get("test", {}))
 
     ckpt_path = None
     if cfg.get("save_checkpoint", True):

@@ -16,7 +16,8 @@ recognizers' ``validation_step``/``test_step`` return, and at the end of the epo
 - sends the image and the table to wandb when a logger is a ``WandbLogger``.
 
 A GIF is positive for an emotion iff its label y = µ − 3σ exceeds µ₀ = 25 (§3.2).
-The last summary per stage is kept in :attr:`PRMetricsCallback.summaries`.
+The last summary per stage is kept in :attr:`PRMetricsCallback.summaries` and its scalars,
+in float64 (Lightning's logged values are float32), in :attr:`PRMetricsCallback.metrics`.
 """
 from __future__ import annotations
 
@@ -118,6 +119,7 @@ class PRMetricsCallback(Callback):
         self.plot, self.table = bool(plot), bool(table)
         self.emotions = list(emotions or EMOTIONS)
         self.summaries: dict[str, PRSummary] = {}
+        self.metrics: dict[str, dict[str, float]] = {}  # per stage, float64 (logs hold float32)
         self.files: dict[str, list[Path]] = {}
         self._outputs: dict[str, list] = {"val": [], "test": []}
 
@@ -181,9 +183,10 @@ class PRMetricsCallback(Callback):
         for t in np.flatnonzero(summary.included):
             metrics[f"{stage}/pr_auc/{emotions[t]}"] = float(summary.per_emotion_auc[t])
             metrics[f"{stage}/n_tilde/{emotions[t]}"] = float(summary.per_emotion_n_tilde[t])
+        metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
+        self.metrics[stage] = metrics
         for k, v in metrics.items():
-            if math.isfinite(v):
-                pl_module.log(k, float(v), on_step=False, on_epoch=True)
+            pl_module.log(k, v, on_step=False, on_epoch=True)
         self._write(stage, summary, y, mask, emotions, trainer, pl_module)
 
     def _write(self, stage, summary, y, mask, emotions, trainer, pl_module) -> None:

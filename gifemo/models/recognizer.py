@@ -432,6 +432,12 @@ class EmotionRecognizer(RecognizerBase):
         X, Y, M = self._full_train_batch()
         if self.fit_mode == "exact":
             self.fit_exact(X, Y, M)
+        elif self.fit_result is None and not bool(self.head.W.detach().any()):
+            # start from W = 0 and the best bias for it (each task's mean label): the
+            # unpenalised intercept would otherwise take most of the gradient steps
+            m = M.to(Y.dtype)
+            with torch.no_grad():
+                self.head.b.copy_((Y * m).sum(0) / m.sum(0).clamp(min=1.0))
         self._n_labelled = float(max(int(M.sum()), 1))
 
     def training_step(self, batch, batch_idx: int):

@@ -1,0 +1,94 @@
+"""Shared fixtures: the real Hydra config, composed and shrunk for fast CPU tests.
+
+``compose_cfg(tmp_path, overrides)`` composes ``conf/train.yaml`` exactly as ``train.py``
+does and then shrinks it: CPU, a tiny generated demo set (:data:`N_GIFS` GIFs, generated once
+per session), a narrow C3D (same architecture, width 1/8), one clip per GIF, the CSV logger,
+no progress bars, a session-wide feature cache (so C3D runs once per session), and the run
+directory under ``tmp_path``. Nothing prompts, nothing touches the network.
+
+Heavy imports stay inside the fixtures so that collecting other test files stays cheap.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+N_GIFS = 60          # enough for positives in every emotion's test pool at seed 0
+DEMO_SEED = 0
+C3D_WIDTH = 0.125
+
+
+def tiny_overrides(session_root: Path, run_dir: Path) -> list[str]:
+    """Overrides that make a run small, offline and CPU-only (applied before the test's own)."""
+    return [
+        f"paths.root_dir={session_root}",
+        f"paths.data_dir={session_root / 'data'}",
+        f"paths.log_dir={session_root / 'outputs'}",
+        f"paths.cache_dir={session_root / 'cache'}",
+        f"paths.output_dir={run_dir}",
+        f"data.manifest={session_root / 'data' / 'demo'}",
+        f"data.n_gifs={N_GIFS}",
+        f"data.demo_seed={DEMO_SEED}",
+        "data.max_clips_per_gif=1",
+        f"model.backbone.width={C3D_WIDTH}",
+        "features.run.accelerator=cpu",
+        "features.run.progress=false",
+        "logger=csv",
+        "+trainer.enable_progress_bar=false",
+    ]
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    """One folder per test session: the tiny demo set and the shared feature cache."""
+    return tmp_path_factory.mktemp("gifemo_session")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(session_root) -> Path:
+    """The tiny demo dataset (generated once per session)."""
+    from gifemo.data.demo import generate_demo
+
+    return generate_demo(session_root / "data" / "demo", n_gifs=N_GIFS, seed=DEMO_SEED,
+                         progress=False)
+
+
+@pytest.fixture(scope="session")
+def compose_cfg(session_root, demo_dir):
+    """``compose_cfg(run_dir, overrides=[...], return_hydra_config=False) -> DictConfig``."""
+    from hydra import compose, initialize_config_dir
+
+    def _compose(run_dir: Path, overrides=(), return_hydra_config: bool = False):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=tiny_overrides(session_root, Path(run_dir))
+                           + list(overrides), return_hydra_config=return_hydra_config)
+
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def trained_lasso(session_root, compose_cfg):
+    """One trained lasso run (visual + tags) shared by the checkpoint and rank tests.
+
+    Returns (metrics, objects) of :func:`gifemo.training.run_train`.
+    """
+    from gifemo.training import run_train
+
+    cfg = compose_cfg(session_root / "runs" / "lasso", ["model=lasso", "model.rho=1.0"])
+    return run_train(cfg)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_threads():
+    """The shared 2-core box: keep BLAS/torch to few threads in this process."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(old, 2))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    yield
+    torch.set_num_threads(old)

@@ -1,0 +1,154 @@
+"""run_train end to end on the tiny demo set: every model kind, CV, minibatch, multirun."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gifemo.data.emotions import EMOTIONS
+from gifemo.training import ConfigError, get_metric_value, run_train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _check_run(metrics: dict, objects: dict) -> None:
+    run_dir = objects["run_dir"]
+    for key in ("test/pr_auc", "test/n_tilde", "test/unsorted_pr_auc", "test/unsorted_n_tilde"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert 0.0 < metrics["test/pr_auc"] <= 1.0
+    assert metrics["test/n_tilde"] >= 3000.0  # Ñ = Np / precision >= Np
+    per_emotion = [k for k in metrics if k.startswith("test/pr_auc/")]
+    assert per_emotion and all(k.split("/")[-1] in EMOTIONS for k in per_emotion)
+    png = run_dir / "test_pr_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "test_pr_table.csv").is_file() and (run_dir / "test_pr_table.md").is_file()
+    assert objects["checkpoint_path"] == run_dir / "checkpoint.pt"
+    assert torch.load(objects["checkpoint_path"], weights_only=True)["format"].startswith("gifemo")
+    assert (run_dir / "bad_files.csv").is_file()
+
+
+def test_trained_lasso_matches_an_independent_evaluation(trained_lasso):
+    """The logged test PR-AUC equals a brute-force recomputation from the model's scores."""
+    metrics, objects = trained_lasso
+    _check_run(metrics, objects)
+    X, Y, M = objects["datamodule"].full_batch("test")
+    with torch.no_grad():
+        S = objects["model"](X).numpy()
+    Y, M = Y.numpy(), M.numpy()
+    aucs = []
+    grid = np.linspace(0, 1, 1001)
+    for t in range(Y.shape[1]):
+        y = Y[M[:, t], t] > 25.0
+        if not y.any():
+            continue
+        s = S[M[:, t], t]
+        # operating point at every distinct threshold, interpolated precision on the grid
+        pts = [((s >= th)[y].sum() / y.sum(), y[s >= th].mean()) for th in np.unique(s)]
+        prec = [max([p for r, p in pts if r >= g - 1e-12], default=0.0) for g in grid]
+        aucs.append(np.trapezoid(prec, grid))
+    assert metrics["test/pr_auc"] == pytest.approx(np.mean(aucs), abs=1e-6)
+    # the unsorted baseline is the mean positive rate (constant precision)
+    rates = [(Y[M[:, t], t] > 25).mean() for t in range(17) if (Y[M[:, t], t] > 25).any()]
+    assert metrics["test/unsorted_pr_auc"] == pytest.approx(np.mean(rates), abs=1e-9)
+
+
+@pytest.mark.parametrize("model,extra", [
+    ("trace_norm", ["model.rho=30.0"]),  # FISTA needs ~400 iterations here (1,700 at rho=1)
+    ("clustered_mtl", []),
+    ("ridge", []),
+    ("gp", ["model.max_train=200"]),
+])
+def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extra):
+    cfg = compose_cfg(tmp_path, [f"model={model}", *extra])
+    metrics, objects = run_train(cfg)
+    _check_run(metrics, objects)
+    assert type(objects["model"]).__name__ == ("GPRecognizer" if model == "gp" else "EmotionRecognizer")
+    if model != "gp":
+        assert metrics["fit/rel_gap"] <= 1e-4  # the exact solver's certificate
+
+
+def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
+    """features=tags runs no C3D; select_rho picks a grid value by 5-fold CV."""
+    cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true",
+                                 "model.cv_grid=[30.0,3.0,0.3]"])
+    metrics, objects = run_train(cfg)
+    model = objects["model"]
+    assert model.layout.visual_dim == 0 and model.layout.tag_dim > 0
+    assert model.penalty.rho in (30.0, 3.0, 0.3)
+    assert math.isfinite(metrics["cv/best_score"])
+    ckpt = torch.load(objects["checkpoint_path"], weights_only=True)
+    assert ckpt["backbone"] is None and ckpt["penalty"]["rho"] == model.penalty.rho
+
+
+def test_minibatch_fit_reports_gap_to_exact_optimum(compose_cfg, tmp_path):
+    cfg = compose_cfg(tmp_path, ["model=ridge", "model.rho=10.0", "model.fit=minibatch",
+                                 "model.optimizer.lr=0.05", "trainer.max_epochs=100",
+                                 "data.datamodule.batch_size=16",
+                                 "features=tags"])
+    metrics, objects = run_train(cfg)
+    gap = metrics["fit/rel_gap_to_optimum"]
+    assert 0.0 <= gap < 0.05  # close to, and never below, the certified optimum
+    assert math.isfinite(metrics["test/pr_auc"])
+
+
+def test_validation_fold_and_optimized_metric(compose_cfg, tmp_path):
+    cfg = compose_cfg(tmp_path, ["data.val_fold=0", "optimized_metric=val/pr_auc"])
+    metrics, objects = run_train(cfg)
+    assert math.isfinite(get_metric_value(metrics, cfg.optimized_metric))
+    assert (objects["run_dir"] / "val_pr_curve.png").is_file()
+    # the fitted mask excludes fold 0 of the training part
+    split = objects["split"]
+    r = objects["features"].rows
+    X, _, M = objects["datamodule"].full_batch("train")
+    assert int(M.sum()) == int(split.fit_mask(0)[r].sum())
+    with pytest.raises(KeyError, match="not produced"):
+        get_metric_value(metrics, "val/nonexistent")
+
+
+def test_missing_weights_for_real_data_is_a_clear_error(compose_cfg, tmp_path, demo_dir):
+    cfg = compose_cfg(tmp_path, ["data=gifgif", f"data.manifest={demo_dir}",
+                                 f"data.n_gifs=60", "data.max_clips_per_gif=1"])
+    with pytest.raises(ConfigError, match="model.backbone.weights"):
+        run_train(cfg)
+
+
+def test_bad_gif_is_skipped_and_listed(compose_cfg, tmp_path, demo_dir):
+    """A corrupt GIF in the dataset: the run finishes, the file is named in bad_files.csv."""
+    import shutil
+
+    data = tmp_path / "demo_copy"
+    shutil.copytree(demo_dir, data)
+    victim = sorted((data / "gifs").glob("*.gif"))[3]
+    victim.write_bytes(victim.read_bytes()[:40])  # truncated
+    cfg = compose_cfg(tmp_path / "run", ["data.generate=false", f"data.manifest={data}"])
+    metrics, objects = run_train(cfg)
+    rows = list(csv.DictReader(open(objects["run_dir"] / "bad_files.csv")))
+    assert [Path(r["path"]).name for r in rows] == [victim.name]
+    assert metrics["data/n_bad"] == 1.0 and metrics["data/n_gifs"] == 59.0
+    assert math.isfinite(metrics["test/pr_auc"])
+
+
+def test_multirun_gives_each_job_its_own_dir(session_root, demo_dir, tmp_path):
+    """`python train.py -m model=lasso,ridge`: two jobs, two run dirs, two checkpoints."""
+    from conftest import tiny_overrides
+
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in tiny_overrides(session_root, tmp_path)
+                 if not o.startswith("paths.output_dir")]
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "model=lasso,ridge",
+           *overrides, f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = sorted(sweep.glob("*/checkpoint.pt"))
+    assert len(ckpts) == 2 and ckpts[0].parent != ckpts[1].parent
+    kinds = sorted(torch.load(c, weights_only=True)["penalty"]["name"] for c in ckpts)
+    assert kinds == ["lasso", "ridge"]
+    assert proc.stdout.count("PR-AUC") == 2
