@@ -142,24 +142,30 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
 def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
     """Progress, agreement rates, the replay of the original order and the re-ranks so far."""
     c = get_campaign(conn, campaign)
-    rows = conn.execute("SELECT gif_id, rank0, label, look FROM candidates WHERE campaign_id = ? "
-                        "ORDER BY pool_row", (c.id,)).fetchall()
-    labels = np.array([np.nan if r["label"] is None else r["label"] for r in rows], dtype=float)
-    looks = np.array([np.nan if r["look"] is None else r["look"] for r in rows], dtype=float)
-    original = np.argsort(np.array([r["rank0"] for r in rows]), kind="stable")
-    decisions = {r["gif_id"]: r["label"] for r in rows if r["label"] is not None}
+    # Only decided candidates are read (a few thousand at most), so this stays fast on a pool of
+    # 50,000: in the replay, a candidate's index is its original rank (rank0).
+    rows = conn.execute("SELECT gif_id, rank0, label, look FROM candidates "
+                        "WHERE campaign_id = ? AND label IS NOT NULL", (c.id,)).fetchall()
+    labels = np.full(c.n_candidates, np.nan)
+    looks = np.full(c.n_candidates, np.nan)
+    for r in rows:
+        labels[r["rank0"]] = r["label"]
+        looks[r["rank0"]] = r["look"]
+    decisions = {r["gif_id"]: r["label"] for r in rows}
     judged = conn.execute(
         "SELECT j.gif_id, l.name, j.answer FROM judgements j JOIN labellers l ON l.id = j.labeller_id "
         "WHERE j.campaign_id = ? ORDER BY j.id", (c.id,)).fetchall()
     agree = agreement([(r[0], r[1], r[2]) for r in judged], decisions)
+    answers: dict[str, set[str]] = {}
+    for g, _, a in judged:
+        answers.setdefault(g, set()).add(a)
+    awaiting_third = sum(1 for g, a in answers.items() if g not in decisions and {"yes", "no"} <= a)
     pos_looks = np.sort(looks[labels == 1])
     reranks = [dict(r) for r in conn.execute(
         "SELECT n_decided, n_train, n_train_pos, rel_gap, seconds, created_at FROM reranks "
         "WHERE campaign_id = ? ORDER BY id", (c.id,))]
     n_vote = conn.execute("SELECT COUNT(*) FROM votes WHERE campaign_id = ?", (c.id,)).fetchone()[0]
-    awaiting_third = conn.execute(
-        "SELECT COUNT(*) FROM candidates WHERE campaign_id = ? AND label IS NULL "
-        "AND n_yes > 0 AND n_no > 0", (c.id,)).fetchone()[0]
+    original = np.arange(c.n_candidates)
     return {
         **c.progress(),
         "looks_per_positive": _finite(c.n_decided / c.n_positive) if c.n_positive else None,

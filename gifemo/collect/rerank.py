@@ -47,7 +47,8 @@ def rerank_campaign(conn: sqlite3.Connection, campaign: int | str) -> dict | Non
                             seconds, now()))
         if cur.rowcount == 0:
             return None
-        conn.executemany("UPDATE candidates SET score = ?, rank = ? WHERE campaign_id = ? AND pool_row = ?",
-                         ((float(refit.scores[i]), int(rank[i]), c.id, i) for i in range(len(rank))))
+        conn.executemany("UPDATE candidates SET score = ?, rank = ? WHERE campaign_id = ? AND gif_id = ?",
+                         ((float(refit.scores[i]), int(rank[i]), c.id, rows[i]["gif_id"])
+                          for i in range(len(rank))))
     return {"n_decided": n_decided, "n_train": refit.n_train, "n_train_pos": refit.n_train_positive,
             "rel_gap": refit.rel_gap, "seconds": seconds}

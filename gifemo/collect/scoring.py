@@ -40,6 +40,7 @@ from gifemo.data.labels import MU0, SIGMA0
 TARGET_POSITIVE = MU0 + SIGMA0
 TARGET_NEGATIVE = MU0 - SIGMA0
 DEFAULT_RERANK_RHO = 1.0
+_CHUNK = 8192
 
 
 @dataclass(frozen=True)
@@ -203,5 +204,7 @@ def refit_scores(X: np.ndarray, base_scores: np.ndarray, rows: np.ndarray, label
     fit = fit_multitask_linear(Xl, resid, np.ones_like(resid, dtype=bool), RidgePenalty(rho))
     dW = fit.W.numpy()[:, 0]
     db = float(fit.b.numpy()[0])
-    new = base + np.asarray(X, dtype=np.float64) @ dW + db
+    new = base + db
+    for i in range(0, len(new), _CHUNK):  # X may be a memory map larger than RAM in float64
+        new[i:i + _CHUNK] += np.asarray(X[i:i + _CHUNK], dtype=np.float64) @ dW
     return Refit(new, len(rows), int(labels.sum()), float(fit.rel_gap))
