@@ -145,4 +145,4 @@ def test_minibatch_optimizer_is_a_partial(compose_cfg, tmp_path):
     cfg = compose_cfg(tmp_path, ["model=lasso", "model.fit=minibatch"])
     m = build_model(cfg, _feats())
     opt = m.configure_optimizers()
-    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == cfg.model.optimizer.lr
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["lr"] == cfg.model.optimizer.lr

@@ -19,11 +19,15 @@ Two heads share that input side:
     Trainer fits it (the training batches are then skipped).
   * ``fit="minibatch"``: gradient steps through the Lightning loop on ``(x, y, mask)``
     batches, for data that does not fit in memory. The loss is the full objective divided
-    by the number N of labelled training entries, estimated on the batch:
-    mean_batch-labelled (xW + b − y)² + Ω(W)/N. Smooth penalties enter the loss (autograd);
-    nonsmooth ones (lasso, trace norm) are applied by a proximal step
-    W ← prox_{lr·Ω/N}(W) after every optimizer step (proximal SGD; with Adam this is the
-    usual heuristic, not a convergence guarantee). At the end of training the relative
+    by the number N of training GIFs, estimated on a batch of B GIFs:
+    (1/B) Σ_batch Σ_labelled (xW + b − y)² + Ω(W)/N (per-GIF scaling keeps each emotion's
+    curvature O(1), so one learning rate suits every task). Smooth penalties enter the loss
+    (autograd); nonsmooth ones (lasso, trace norm) are applied by a proximal step
+    W ← prox_{lr·Ω/N}(W) after every optimizer step: proximal SGD with ``torch.optim.SGD``
+    (the configs' choice for them); with Adam the same step is a heuristic that stalls
+    (measured on a synthetic lasso, 160 steps: relative gap 0.15 with Adam, 4e-4 with
+    proximal SGD). The
+    bias starts at each emotion's mean label (the optimum for W = 0). At the end of training the relative
     objective gap to the exact optimum, (F(W, b) − F*)/F*, is computed and logged as
     ``train/rel_gap_to_optimum``.
 
@@ -331,7 +335,7 @@ class EmotionRecognizer(RecognizerBase):
         Exact solver iterations.
     optimizer : callable, optional
         ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_``); minibatch mode only;
-        default Adam(lr=0.01).
+        default SGD(lr=0.05) (proximal SGD for nonsmooth penalties).
     cv_grid : list, optional
         Values tried by cross-validation (floats for ``rho``; ``[rho1, rho2]`` pairs for
         clustered MTL); see :meth:`penalty_for`.
@@ -371,7 +375,7 @@ class EmotionRecognizer(RecognizerBase):
         self.head = LinearMultiTaskHead(self.layout.dim, self.n_tasks)
         self.fit_result: FitResult | None = None
         self.rel_gap_to_optimum: float | None = None
-        self._n_labelled = 1.0
+        self._n_rows = 1.0
 
     # ------------------------------------------------------------------ penalty
     @staticmethod
@@ -438,16 +442,16 @@ class EmotionRecognizer(RecognizerBase):
             m = M.to(Y.dtype)
             with torch.no_grad():
                 self.head.b.copy_((Y * m).sum(0) / m.sum(0).clamp(min=1.0))
-        self._n_labelled = float(max(int(M.sum()), 1))
+        self._n_rows = float(max(int(M.any(1).sum()), 1))
 
     def training_step(self, batch, batch_idx: int):
         if self.fit_mode == "exact":
             return None  # already at the optimum (on_fit_start); nothing to step
         x, y, mask = batch
-        data = _masked_mse(self(x), y, mask)
-        loss = data
+        m = mask.to(y.dtype)
+        loss = ((self(x) - y) ** 2 * m).sum() / x.shape[0]
         if self.penalty.smooth:
-            loss = data + self.penalty.value(self.head.W) / self._n_labelled
+            loss = loss + self.penalty.value(self.head.W) / self._n_rows
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=x.shape[0])
         return loss
@@ -458,12 +462,12 @@ class EmotionRecognizer(RecognizerBase):
             lr = float(optimizer.param_groups[0]["lr"])
             with torch.no_grad():
                 W = self.head.W
-                W.copy_(self.penalty.prox(W.detach().double(), lr / self._n_labelled).to(W.dtype))
+                W.copy_(self.penalty.prox(W.detach().double(), lr / self._n_rows).to(W.dtype))
 
     def configure_optimizers(self):
         if self.fit_mode == "exact":
             return None
-        factory = self.optimizer_factory or (lambda params: torch.optim.Adam(params, lr=0.01))
+        factory = self.optimizer_factory or (lambda params: torch.optim.SGD(params, lr=0.05))
         return factory(self.head.parameters())
 
     def on_train_end(self) -> None:
