@@ -110,6 +110,12 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
         raise InvalidInput(f"target_np {target_np} exceeds the pool's {len(pool)} candidates")
     scored = score_pool(pool, emotion, checkpoint, features,
                         cache_dir=Path(data_root) / "feature-cache")
+    if rerank_every is not None and scored.kind != "linear":
+        raise InvalidInput(f"re-ranking refits a linear head; checkpoint {checkpoint} is a "
+                           f"{scored.kind!r} model (leave rerank_every unset)")
+    if target_np > len(scored.rows):
+        raise InvalidInput(f"target_np {target_np} exceeds the {len(scored.rows)} candidates that "
+                           f"could be scored")
     folder = Path(data_root) / name
     folder.mkdir(parents=True, exist_ok=True)
     feat_path = folder / FEATURES_FILE
@@ -117,9 +123,13 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
     with open(tmp, "wb") as fh:
         np.save(fh, np.ascontiguousarray(scored.X, dtype=np.float32))
     tmp.replace(feat_path)
+    if scored.bad:
+        with open(folder / "bad_files.json", "w", encoding="utf-8") as fh:
+            json.dump([list(b) for b in scored.bad], fh, indent=1)
     order = np.argsort(-scored.scores, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
+    kept = [(pool.ids[r], pool.paths[r], pool.tags[r]) for r in scored.rows]
     with transaction(conn):
         if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
             raise Conflict(f"campaign {name!r} already exists")
@@ -128,14 +138,13 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
             "rerank_every, rerank_rho, status, n_candidates, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
             (name, emotion, str(pool.source), str(Path(checkpoint).resolve()), str(feat_path),
-             target_np, rerank_every, float(rerank_rho), len(pool), now()))
+             target_np, rerank_every, float(rerank_rho), len(kept), now()))
         cid = cur.lastrowid
         conn.executemany(
             "INSERT INTO candidates (campaign_id, gif_id, path, tags, pool_row, score0, rank0, score, rank) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((cid, g, str(p), json.dumps(t), i, float(s), int(r), float(s), int(r))
-             for i, (g, p, t, s, r) in enumerate(zip(pool.ids, pool.paths, pool.tags,
-                                                     scored.scores, rank))))
+             for i, ((g, p, t), s, r) in enumerate(zip(kept, scored.scores, rank))))
     return get_campaign(conn, cid)
 
 

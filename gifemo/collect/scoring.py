@@ -5,8 +5,10 @@ Two things are needed from the model side, and only here:
 1. :func:`score_pool` — the candidates' feature vectors ``X`` [N, d] and the checkpoint's
    scores for the campaign's emotion. Two sources:
 
-   * a training checkpoint (``*.pt``/``*.ckpt``): features are extracted with the same backbone
-     and tag vocabulary through :mod:`gifemo.rank`;
+   * a training checkpoint (:mod:`gifemo.checkpoint`): features are computed as
+     :func:`gifemo.rank.rank_gifs` computes them (same candidate discovery, hash-checked
+     backbone, feature pipeline and cache, saved tag vocabulary), and the recognizer scores
+     them; the feature matrix is kept for re-ranking;
    * a *precomputed* head (``*.npz`` with ``W`` [d, T], ``b`` [T], ``emotions``) plus a feature
      file (``*.npz`` with ``ids`` [N] and ``X`` [N, d]) — for pools whose features were
      extracted elsewhere, and for tests that do not run C3D.
@@ -27,7 +29,7 @@ Two things are needed from the model side, and only here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -113,19 +115,24 @@ def load_features(path: str | Path) -> tuple[list[str], np.ndarray]:
 
 @dataclass(frozen=True)
 class ScoredPool:
-    """The candidates' features (rows in pool order) and the checkpoint's scores for one emotion."""
+    """The scored candidates: features, the checkpoint's scores for one emotion, and which pool
+    rows they are (GIFs that cannot be decoded get no feature and are left out, listed in ``bad``)."""
 
-    X: np.ndarray          # float32 [N, d]
-    scores: np.ndarray     # float64 [N]
+    X: np.ndarray          # float32 [M, d]
+    scores: np.ndarray     # float64 [M]
+    rows: np.ndarray       # int64 [M], rows of the pool
+    bad: list = field(default_factory=list)   # (path, reason)
+    kind: str = "linear"   # "linear" heads can be refitted for re-ranking; "gp" cannot
 
 
 def score_pool(pool: CandidatePool, emotion: str, checkpoint: str | Path,
                features: str | Path | None = None, cache_dir: str | Path | None = None) -> ScoredPool:
-    """Features and checkpoint scores for every candidate of ``pool`` (rows in pool order).
+    """Features and checkpoint scores for the candidates of ``pool`` (rows in pool order).
 
     ``checkpoint`` ending in ``.npz`` is a precomputed head and needs ``features`` (a file from
-    :func:`save_features` that covers every pool id); anything else is a training checkpoint,
-    scored through :mod:`gifemo.rank`.
+    :func:`save_features` that covers every pool id); anything else is a training checkpoint
+    (:mod:`gifemo.checkpoint`), whose features are computed as :mod:`gifemo.rank` does, with the
+    feature cache in ``cache_dir``.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -145,20 +152,56 @@ def score_pool(pool: CandidatePool, emotion: str, checkpoint: str | Path,
             raise PoolError(f"feature file {features}: {X.shape[1]} features, head {checkpoint} "
                             f"expects {head.W.shape[0]}")
         X = X[[index[g] for g in pool.ids]]
-        return ScoredPool(X, head.scores(X, emotion))
+        return ScoredPool(X, head.scores(X, emotion), np.arange(len(pool), dtype=np.int64))
+    if features is not None:
+        raise PoolError(f"a feature file ({features}) goes with a precomputed head (.npz), not with "
+                        f"the training checkpoint {checkpoint}, which computes its own features")
     return _score_with_checkpoint(pool, emotion, checkpoint, cache_dir)
 
 
 def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
                            cache_dir: str | Path | None) -> ScoredPool:
+    """The path of :func:`gifemo.rank.rank_gifs` (same candidates, backbone check, feature
+    pipeline and recognizer), keeping the feature matrix x = [visual | tags] that it discards."""
+    import torch
+
+    from gifemo.checkpoint import CheckpointError, load_recognizer
+    from gifemo.rank import RankError, discover_candidates, resolve_backbone
+
     try:
-        from gifemo import rank  # noqa: F401  (lands with the checkpoint/ranking issue)
-    except ImportError as e:
-        raise PoolError(f"checkpoint {checkpoint}: scoring a training checkpoint needs gifemo.rank, "
-                        f"which is not installed here ({e}); use a precomputed head (.npz) "
-                        "with a feature file") from e
-    raise PoolError("gifemo.rank is present but its interface is not wired into "
-                    "gifemo.collect.scoring yet")
+        model, ckpt = load_recognizer(checkpoint)
+        emotions = list(model.emotions)
+        if emotion not in emotions:
+            raise PoolError(f"checkpoint {checkpoint} has no recognizer for {emotion!r}; it has "
+                            f"{', '.join(emotions)}")
+        dataset = discover_candidates(pool.source)
+        if list(dataset.ids) != list(pool.ids):
+            raise PoolError(f"candidate pool {pool.source}: ids differ from those gifemo.rank finds")
+        rows = np.arange(len(dataset), dtype=np.int64)
+        visual, bad = None, []
+        if model.layout.uses_visual:
+            from gifemo.features import ensure_visual_features
+
+            bb = resolve_backbone(ckpt.get("backbone") or {}, None, str(checkpoint))
+            clips = {"max_clips_per_gif": (ckpt.get("clips") or {}).get("max_clips_per_gif")}
+            if cache_dir is None:
+                raise PoolError("scoring with a training checkpoint needs a feature cache folder")
+            table = ensure_visual_features(dataset, cache_dir, bb, clips, dict(ckpt.get("decode") or {}),
+                                           run={"progress": False}, run_dir=cache_dir)
+            expected = (ckpt.get("backbone") or {}).get("weights_id")
+            if expected is not None and table.weights_id != expected:
+                raise PoolError(f"backbone features {table.weights_id} differ from the checkpoint's "
+                                f"{expected}")
+            visual, rows, bad = table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
+        tag_lists = [dataset.tags[i] for i in rows] if model.layout.uses_tags else None
+        with torch.no_grad():
+            x = model.features(visual, tag_lists)
+            s = model(x).double().cpu().numpy()
+    except (CheckpointError, RankError) as e:
+        raise PoolError(f"checkpoint {checkpoint}: {e}") from e
+    if len(rows) == 0:
+        raise PoolError(f"candidate pool {pool.source}: no GIF could be decoded ({len(bad)} bad)")
+    return ScoredPool(x.float().numpy(), s[:, emotions.index(emotion)], rows, bad, model.kind)
 
 
 @dataclass(frozen=True)
