@@ -70,7 +70,7 @@ def demo(db: Path, port: int, run_server: bool = True) -> dict:
         c = get_campaign(conn, "demo-amusement")
     except NotFound:
         c = create_campaign(conn, root, name="demo-amusement", emotion="amusement", candidates=files.pool,
-                            checkpoint=files.head, features=files.features, target_np=20, rerank_every=10)
+                            checkpoint=files.checkpoint, target_np=20, rerank_every=10)
     conn.close()
     print(f"campaign {c.name!r}: {c.n_candidates} candidates, target {c.target_np} positives")
     print(f"labeller tokens (also in {tokens_path}):")

@@ -6,11 +6,10 @@ better than chance but not perfectly (a noisy copy of the true direction). Tests
 the app without running C3D; the ground truth lets them check consensus, replay and re-ranking.
 
 :func:`build_demo` prepares ``make collect``: a demo training set and a separate candidate pool
-from :func:`gifemo.data.demo.generate_demo`, a tag-feature recognizer fitted on the training
-set's TrueSkill labels with :func:`gifemo.models.solvers.fit_multitask_linear` (lasso, §3.5),
-saved as a precomputed head plus the pool's bag-of-tags features. Tag features keep the demo
-ready in about a minute on two cores; extracting C3D features for the pool would take tens of
-minutes there.
+from :func:`gifemo.data.demo.generate_demo`, and a real training checkpoint from ``train.py``
+(tag features, lasso; paper Table 2's "tag features only" row) that scores the pool through the
+same path as :mod:`gifemo.rank`. Tag features keep the demo ready in about two minutes on two
+cores; extracting C3D features for both sets would take tens of minutes there.
 """
 
 from __future__ import annotations
@@ -85,31 +84,36 @@ class DemoFiles:
 
     train: Path
     pool: Path
-    head: Path
-    features: Path
+    checkpoint: Path
 
 
 def build_demo(root: str | Path, *, n_train: int = 400, n_pool: int = 300, seed: int = 0,
-               rho: float = 1.0, progress: bool = True) -> DemoFiles:
-    """Demo training set + candidate pool + tag recognizer (see module docstring); reuses what exists."""
-    from gifemo.data.demo import demo_is_current, generate_demo
-    from gifemo.data.manifest import load_dataset
-    from gifemo.data.tags import TagVocabulary
-    from gifemo.models.penalties import L1Penalty
-    from gifemo.models.solvers import fit_multitask_linear
+               progress: bool = True) -> DemoFiles:
+    """Demo training set + candidate pool + a trained checkpoint (module docstring); reuses what exists.
 
-    root = Path(root)
-    train, pool = root / "train", root / "pool"
+    The checkpoint comes from the project's own training entry point, ``train.py`` (Hydra), run
+    as ``features=tags model=lasso`` on the training set, in a child process.
+    """
+    import subprocess
+    import sys
+
+    from gifemo.data.demo import demo_is_current, generate_demo
+
+    root = Path(root).resolve()
+    train, pool, run = root / "train", root / "pool", root / "train-run"
     if not demo_is_current(train, n_train, seed):
         generate_demo(train, n_gifs=n_train, seed=seed, progress=progress)
     if not demo_is_current(pool, n_pool, seed + 1):
         generate_demo(pool, n_gifs=n_pool, seed=seed + 1, progress=progress)
-    head, features = root / "tag-head.npz", root / "pool-tag-features.npz"
-    if not (head.is_file() and features.is_file()):
-        tr = load_dataset(train)
-        vocab = TagVocabulary.build(tr.tags)
-        fit = fit_multitask_linear(vocab.encode(tr.tags), tr.y, tr.mask, L1Penalty(rho))
-        save_head(head, fit.W.numpy(), fit.b.numpy())
-        pl = load_dataset(pool)
-        save_features(features, list(pl.ids), vocab.encode(pl.tags))
-    return DemoFiles(train, pool, head, features)
+    ckpt = run / "checkpoint.pt"
+    if not ckpt.is_file() or ckpt.stat().st_mtime < (train / "manifest.csv").stat().st_mtime:
+        script = Path(__file__).resolve().parents[2] / "train.py"
+        if not script.is_file():
+            raise FileNotFoundError(f"{script}: the demo trains its checkpoint with the repository's "
+                                    "train.py; run it from a source checkout")
+        cmd = [sys.executable, str(script), "features=tags", "model=lasso", f"data.manifest={train}",
+               f"data.n_gifs={n_train}", f"data.demo_seed={seed}", "logger=csv", f"hydra.run.dir={run}",
+               "features.run.progress=false", f"paths.cache_dir={root / 'feature_cache'}"]
+        print("training the demo checkpoint:", " ".join(cmd[1:]), flush=True)
+        subprocess.run(cmd, check=True, cwd=script.parent)
+    return DemoFiles(train, pool, ckpt)
