@@ -12,7 +12,8 @@ The steps (each a small function below, so tests and notebooks can reuse them):
    GIFs without a visual feature (bad files) leave every mask;
 5. the data module gets the features and the train / val / test masks;
 6. the recognizer is instantiated from ``cfg.model`` with the runtime layout and vocabulary;
-7. optionally ρ is chosen by K-fold CV on the training part (``select_rho=true``);
+7. optionally clustered MTL's k is chosen by silhouette of the trace-norm W
+   (``select_k=true``) and ρ by K-fold CV on the training part (``select_rho=true``);
 8. the head is fitted (exact full-batch solve, or minibatch through ``trainer.fit``);
 9. ``trainer.validate`` (when ``data.val_fold`` is set) and ``trainer.test`` run the
    :class:`~gifemo.eval.callbacks.PRMetricsCallback` (PR-AUC, Ñ, plots, tables);
@@ -193,6 +194,29 @@ def build_model(cfg: DictConfig, feats: FeatureData) -> RecognizerBase:
     return model
 
 
+def select_clusters(model: RecognizerBase, feats: FeatureData, dataset: GifDataset,
+                    fit_mask: np.ndarray, trace_rho: float, ks=range(2, 11)) -> dict:
+    """Clustered MTL's k as in the paper (§3.6, Fig. 6): k-means on the columns of the
+    trace-norm W (fitted on the training part), the k with the best mean silhouette."""
+    from gifemo.eval.selection import choose_k_silhouette
+    from gifemo.models.penalties import ClusteredMTLPenalty, TraceNormPenalty
+    from gifemo.models.solvers import fit_multitask_linear
+
+    penalty = getattr(model, "penalty", None)
+    if not isinstance(penalty, ClusteredMTLPenalty):
+        _log.info("select_k: only clustered_mtl has a k; skipped for %s", type(model).__name__)
+        return {}
+    r = feats.rows
+    res = fit_multitask_linear(feats.X, dataset.y[r], fit_mask[r], TraceNormPenalty(trace_rho),
+                               tol=model.tol, max_iter=model.max_iter)
+    ks = [k for k in ks if 2 <= k <= model.n_tasks - 1]
+    k, sil = choose_k_silhouette(res.W, ks)
+    model.set_penalty(ClusteredMTLPenalty(penalty.rho1, penalty.rho2, k=k))
+    _log.info("k by silhouette of the trace-norm (rho=%g) W's columns: %s -> k=%d", trace_rho,
+              {kk: round(v, 3) for kk, v in sil.items()}, k)
+    return {"cv/k": float(k), "cv/silhouette": float(sil[k])}
+
+
 def select_regularisation(model: RecognizerBase, feats: FeatureData, dataset: GifDataset,
                           split: Split, metric: str) -> dict:
     """Choose the penalty strength by K-fold CV on the training part (paper §3.6)."""
@@ -287,6 +311,9 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
 
     metrics: dict[str, float] = {"data/n_gifs": float(len(r)), "data/n_bad": float(len(feats.bad)),
                                  "data/feature_dim": float(feats.layout.dim)}
+    if cfg.get("select_k", False):
+        metrics.update(select_clusters(model, feats, dataset, fit_mask,
+                                       float(cfg.get("select_k_trace_rho", 1.0))))
     if cfg.get("select_rho", False):
         metrics.update(select_regularisation(model, feats, dataset, split,
                                              str(cfg.get("selection_metric", "pr_auc"))))

@@ -63,9 +63,12 @@ def compose_cfg(session_root, demo_dir):
     from hydra import compose, initialize_config_dir
 
     def _compose(run_dir: Path, overrides=(), return_hydra_config: bool = False):
+        base = tiny_overrides(session_root, Path(run_dir))
+        if "data=gifgif" in overrides:  # a real-data config has no demo generation keys
+            base = [o for o in base if not o.startswith(("data.n_gifs", "data.demo_seed"))]
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=tiny_overrides(session_root, Path(run_dir))
-                           + list(overrides), return_hydra_config=return_hydra_config)
+            return compose("train", overrides=base + list(overrides),
+                           return_hydra_config=return_hydra_config)
 
     return _compose
 

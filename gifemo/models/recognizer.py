@@ -24,11 +24,11 @@ Two heads share that input side:
     curvature O(1), so one learning rate suits every task). Smooth penalties enter the loss
     (autograd); nonsmooth ones (lasso, trace norm) are applied by a proximal step
     W ← prox_{lr·Ω/N}(W) after every optimizer step: proximal SGD with ``torch.optim.SGD``
-    (the configs' choice for them); with Adam the same step is a heuristic that stalls
-    (measured on a synthetic lasso, 160 steps: relative gap 0.15 with Adam, 4e-4 with
-    proximal SGD). The
-    bias starts at each emotion's mean label (the optimum for W = 0). At the end of training the relative
-    objective gap to the exact optimum, (F(W, b) − F*)/F*, is computed and logged as
+    (the configs' choice for every linear model); with Adam the same step is a heuristic
+    that stalls (measured on a synthetic lasso, 160 steps: relative gap 0.15 with Adam,
+    4e-4 with proximal SGD). The bias starts at each emotion's mean label (the optimum for
+    W = 0). At the end of training the relative objective gap to the exact optimum,
+    (F(W, b) − F*)/F*, is computed (exact solve at tol 1e-6) and logged as
     ``train/rel_gap_to_optimum``.
 
 - :class:`GPRecognizer`: the paper's GP baseline (§3.5.2), one exact GP per emotion
