@@ -74,6 +74,12 @@ def test_auth_required_and_admin_guards_creation(env):
     r = c.post("/api/session", json={"token": env.tokens["bob"]})
     assert r.status_code == 200 and COOKIE in r.cookies
     assert c.get("/api/me").json()["name"] == "bob"
+    # A cross-site form cannot post JSON: a non-JSON body with the cookie is refused, nothing stored.
+    g = c.get(f"/api/campaigns/{env.cid}/next").json()["gif_id"]
+    r = c.post(f"/api/campaigns/{env.cid}/judgements", content=f'{{"gif_id": "{g}", "answer": "yes"}}',
+               headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422
+    assert connect(env.db).execute("SELECT COUNT(*) FROM judgements").fetchone()[0] == 0
     assert c.delete("/api/session").status_code == 200
     c.cookies.clear()
     assert c.get("/api/me").status_code == 401
@@ -228,7 +234,7 @@ def test_pairwise_votes_are_stored_in_the_labels_format(env):
     rows = connect(env.db).execute("SELECT emotion, left_id, right_id, choice FROM votes ORDER BY id").fetchall()
     votes = [Vote(*r) for r in rows]
     assert votes == [Vote("amusement", *p) for p in pairs] + [Vote("amusement", lft, rgt, "neither")]
-    mu, sigma = trueskill_scores(votes, env.pool.ids)
+    mu, _ = trueskill_scores(votes, env.pool.ids)
     voted = {g for v in votes for g in (v.left, v.right)}
     col = EMOTIONS.index("amusement")
     assert all(np.isnan(mu[i, col]) != (g in voted) for i, g in enumerate(env.pool.ids))
@@ -288,3 +294,18 @@ def test_reranking_refits_every_n_labels_and_reports_replay(tmp_path):
     rp = s["replay"]
     assert rp["k"] == 10 and rp["actual"] == s["n_decided"]
     assert rp["original_lower"] <= rp["original_estimate"] <= (rp["original_upper"] or 10**9)
+
+
+def test_an_expired_lease_frees_the_gif_for_someone_else(env):
+    from gifemo.collect.access import authenticate
+    from gifemo.collect.labelling import next_candidate
+
+    conn = connect(env.db)
+    a, b, c = (authenticate(conn, env.tokens[n]) for n in ("alice", "bob", "carol"))
+    top = next_candidate(conn, env.cid, a)["gif_id"]
+    assert next_candidate(conn, env.cid, b)["gif_id"] == top
+    assert next_candidate(conn, env.cid, c)["gif_id"] != top       # two leases cover it
+    # bob walks away: his lease runs out, and carol is sent to the top GIF instead
+    conn.execute("UPDATE leases SET expires_at = 0 WHERE labeller_id = ?", (b.id,))
+    conn.execute("DELETE FROM leases WHERE labeller_id = ?", (c.id,))
+    assert next_candidate(conn, env.cid, c)["gif_id"] == top

@@ -48,7 +48,12 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from gifemo.collect.access import Labeller, authenticate
-from gifemo.collect.campaigns import campaign_stats, create_campaign, get_campaign, list_campaigns
+from gifemo.collect.campaigns import (
+    campaign_stats,
+    create_campaign,
+    get_campaign,
+    list_campaigns,
+)
 from gifemo.collect.db import connect
 from gifemo.collect.errors import CollectError, Forbidden, NotFound, Unauthorized
 from gifemo.collect.export import export_campaign

@@ -54,12 +54,11 @@ def start_server(db: str | Path, log: str | Path, *, port: int | None = None,
     """Start ``python -m gifemo.collect.cli serve`` on 127.0.0.1 and wait until it answers."""
     port = port or free_port()
     log = Path(log)
-    fh = open(log, "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from gifemo.collect.cli import main; sys.exit(main())",
-         "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
-        stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    fh.close()
+    with open(log, "ab") as fh:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from gifemo.collect.cli import main; sys.exit(main())",
+             "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"],
+            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
