@@ -27,7 +27,8 @@ def test_campaign_from_a_training_checkpoint_matches_rank_and_reranks(trained_la
 
     ckpt = trained_lasso[1]["checkpoint_path"]
     emotion = "happiness"
-    ref = rank_gifs(ckpt, demo_dir, cache_dir=tmp_path / "rank-cache", run={"progress": False})
+    # the campaign reuses the feature cache rank fills (same settings key, so C3D runs once)
+    ref = rank_gifs(ckpt, demo_dir, cache_dir=tmp_path / "data" / "feature-cache", run={"progress": False})
     conn = connect(tmp_path / "c.db")
     create_labeller(conn, "a")
     create_labeller(conn, "b")
