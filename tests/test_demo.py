@@ -14,6 +14,7 @@ from PIL import Image, ImageSequence
 from scipy.stats import spearmanr
 
 from gifemo.data import demo
+from gifemo.data.ratings_cache import CACHE_DIR
 from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, NEGATIVE_GROUP, POSITIVE_GROUP, TABLE1_TAGS
 from gifemo.data.manifest import load_dataset
 from gifemo.data.summary import (GifTimingError, format_label_balance, gif_timing,
@@ -32,8 +33,9 @@ def made(tmp_path_factory):
 
 
 def _files(folder: Path) -> dict[str, bytes]:
+    """The generated files (the derived ratings cache, written by later loads, left out)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and CACHE_DIR not in p.parts}
 
 
 # --------------------------------------------------------------------------- determinism
