@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # user may install their own CUDA build first: the stamp only installs when missing.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all collect clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_PINS)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,collect]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -27,6 +27,12 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q
+
+COLLECT_DB ?= outputs/collect/collect.db
+COLLECT_PORT ?= 8765
+# the labelling web app on the demo data (trains a demo checkpoint first), on 127.0.0.1
+collect: setup
+	$(BIN)/python scripts/collect.py demo --db $(COLLECT_DB) --port $(COLLECT_PORT)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
