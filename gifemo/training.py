@@ -262,11 +262,13 @@ def format_result_table(metrics: dict, model: RecognizerBase, stage: str = "test
         return math.nan if v is None else float(v)
 
     name = repr(getattr(model, "penalty", None)) if hasattr(model, "penalty") else "GP (eq. 5)"
-    lines = [f"{stage} set, averaged PR curve over {int(g('n_emotions')) if math.isfinite(g('n_emotions')) else '?'} emotions "
-             f"(features: {model.layout.group}, d={model.layout.dim})",
-             f"  {'':<34}{'PR-AUC':>8}{'Ñ':>10}",
-             f"  {name[:34]:<34}{g('pr_auc'):>8.3f}{g('n_tilde'):>10,.0f}",
-             f"  {'Unsorted':<34}{g('unsorted_pr_auc'):>8.3f}{g('unsorted_n_tilde'):>10,.0f}"]
+    n_emo = g("n_emotions")
+    w = max(len(name), 10) + 2
+    lines = [f"{stage} set, averaged PR curve over {int(n_emo) if math.isfinite(n_emo) else '?'} "
+             f"emotions (features: {model.layout.group}, d={model.layout.dim})",
+             f"  {'':<{w}}{'PR-AUC':>8}{'Ñ':>10}",
+             f"  {name:<{w}}{g('pr_auc'):>8.3f}{g('n_tilde'):>10,.0f}",
+             f"  {'Unsorted':<{w}}{g('unsorted_pr_auc'):>8.3f}{g('unsorted_n_tilde'):>10,.0f}"]
     return "\n".join(lines)
 
 
