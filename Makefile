@@ -19,8 +19,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
+# generate the demo set (+ summary), train the paper's best model (C3D features built and
+# cached on the first run), evaluate on the test pools, then rank a fresh candidate folder
+DEMO_RUN := outputs/demo
 demo: setup
-	$(BIN)/python scripts/make_demo_data.py
+	$(BIN)/python scripts/make_demo_data.py --out data/demo
+	$(BIN)/python train.py model=clustered_mtl hydra.run.dir=$(DEMO_RUN)
+	$(BIN)/python scripts/make_demo_data.py --out data/demo_candidates --n-gifs 40 --seed 1 --no-summary
+	$(BIN)/python scripts/rank.py $(DEMO_RUN)/checkpoint.pt data/demo_candidates/gifs \
+		--emotion happiness --top 10 --out $(DEMO_RUN)/ranked_candidates.csv \
+		--cache-dir outputs/feature_cache
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
