@@ -95,3 +95,14 @@ def _quiet_threads():
     os.environ.setdefault("WANDB_SILENT", "true")
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny solver problems: thread start-up dominates on the 2 shared cores, so use one."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -20,13 +20,8 @@ from gifemo.models.penalties import (
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny problems: thread start-up dominates, and the CI box has 2 shared cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _rand(d, T, seed=0, rank=None):
     g = np.random.default_rng(seed)

@@ -14,12 +14,8 @@ from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPen
 from gifemo.models.solvers import fit_multitask_linear
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mse_path_matches_sklearn_lasso_cv():

@@ -26,13 +26,8 @@ from gifemo.models.solvers import (
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny problems: thread start-up dominates, and the CI box has 2 shared cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _problem(n=60, d=12, T=4, seed=0, p_mask=0.75, offset=3.0):
     g = np.random.default_rng(seed)

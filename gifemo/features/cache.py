@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gifemo.file_hash import file_sha256
+
 _log = logging.getLogger(__name__)
 
 INDEX_FORMAT = "gifemo.feature_cache/1"
@@ -87,12 +89,6 @@ class FileFingerprint:
     sha256: str
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint_files(paths, known: dict[str, dict] | None = None) -> tuple[list[FileFingerprint | None], int]:
@@ -115,7 +111,7 @@ def fingerprint_files(paths, known: dict[str, dict] | None = None) -> tuple[list
                     and prev.get("sha256"):
                 sha = prev["sha256"]
             else:
-                sha = sha256_file(p)
+                sha = file_sha256(p)
                 n_hashed += 1
         except OSError:
             out.append(None)

@@ -35,7 +35,6 @@ Files are read with ``torch.load(weights_only=True)`` (no code execution) or saf
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +43,8 @@ from typing import Mapping, NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from gifemo.file_hash import file_sha256
 
 CLIP_SHAPE = (3, 16, 112, 112)
 """(channels, frames, height, width) of one input clip."""
@@ -263,13 +264,6 @@ class C3DWeights(NamedTuple):
     format: str  # "torch" (format (a)) or "safetensors" (format (b))
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _sniff_format(path: Path) -> str:

@@ -145,18 +145,40 @@ class NoPenalty(Penalty):
         return True
 
 
-class L1Penalty(Penalty):
+class _ScaledNormPenalty(Penalty):
+    """Ω(W) = ρ‖W‖ for a norm whose dual norm is ``dual_norm``: the conjugate is the indicator
+    of the dual ball {‖V‖_* ≤ ρ}, shared by the lasso and the trace norm."""
+
+    smooth = False
+
+    def __init__(self, rho: float) -> None:
+        super().__init__()
+        self.rho = _check_nonnegative("rho", rho)
+
+    def dual_norm(self, V: Tensor) -> float:
+        raise NotImplementedError
+
+    def conjugate(self, V: Tensor) -> float:
+        return 0.0 if self.dual_norm(V) <= self.rho * (1 + 1e-12) else math.inf
+
+    def dual_scale(self, V: Tensor) -> float:
+        dn = self.dual_norm(V)
+        return 1.0 if dn <= self.rho else self.rho / dn
+
+    def is_zero(self) -> bool:
+        return self.rho == 0.0
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "rho": self.rho}
+
+
+class L1Penalty(_ScaledNormPenalty):
     """Lasso, Ω(W) = ρ‖W‖₁ = ρ Σᵢⱼ |Wᵢⱼ| (paper eq. 1; the tasks decouple).
 
     prox: soft threshold, Z = sign(W) · max(|W| − step·ρ, 0).
     """
 
-    smooth = False
     name = "lasso"
-
-    def __init__(self, rho: float) -> None:
-        super().__init__()
-        self.rho = _check_nonnegative("rho", rho)
 
     def value(self, W: Tensor) -> Tensor:
         _check_matrix(W)
@@ -170,32 +192,14 @@ class L1Penalty(Penalty):
         """‖V‖_∞ = max |Vᵢⱼ| (dual of the entrywise l1 norm)."""
         return float(V.abs().max()) if V.numel() else 0.0
 
-    def conjugate(self, V: Tensor) -> float:
-        return 0.0 if self.dual_norm(V) <= self.rho * (1 + 1e-12) else math.inf
 
-    def dual_scale(self, V: Tensor) -> float:
-        dn = self.dual_norm(V)
-        return 1.0 if dn <= self.rho else self.rho / dn
-
-    def is_zero(self) -> bool:
-        return self.rho == 0.0
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, "rho": self.rho}
-
-
-class TraceNormPenalty(Penalty):
+class TraceNormPenalty(_ScaledNormPenalty):
     """Trace (nuclear) norm, Ω(W) = ρ‖W‖_* = ρ Σⱼ σⱼ(W) (paper eq. 7).
 
     prox: singular-value soft threshold, Z = P diag(max(σ − step·ρ, 0)) Qᵀ for W = P Σ Qᵀ.
     """
 
-    smooth = False
     name = "trace_norm"
-
-    def __init__(self, rho: float) -> None:
-        super().__init__()
-        self.rho = _check_nonnegative("rho", rho)
 
     def value(self, W: Tensor) -> Tensor:
         _check_matrix(W)
@@ -209,19 +213,6 @@ class TraceNormPenalty(Penalty):
     def dual_norm(self, V: Tensor) -> float:
         """Spectral norm ‖V‖₂ = σ_max(V) (dual of the trace norm)."""
         return float(torch.linalg.matrix_norm(V, ord=2)) if V.numel() else 0.0
-
-    def conjugate(self, V: Tensor) -> float:
-        return 0.0 if self.dual_norm(V) <= self.rho * (1 + 1e-12) else math.inf
-
-    def dual_scale(self, V: Tensor) -> float:
-        dn = self.dual_norm(V)
-        return 1.0 if dn <= self.rho else self.rho / dn
-
-    def is_zero(self) -> bool:
-        return self.rho == 0.0
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, "rho": self.rho}
 
 
 class RidgePenalty(Penalty):
