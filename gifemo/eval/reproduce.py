@@ -1,0 +1,223 @@
+"""Run the paper's Table 2 rows (methods × test-split seeds) through ``run_train``.
+
+Each row is an experiment config (``conf/experiment/table2_*.yaml``); each (row, seed) run is
+composed exactly as ``python train.py experiment=<row> seed=<seed> <overrides>`` would be,
+with its run directory under the report folder. The seed moves the test split (``data.split
+.seed`` follows ``seed``), so the spread over seeds is the spread over test splits. Visual
+features come from the shared feature cache: C3D runs once for all rows and seeds.
+
+What the report needs from a run is kept in a small :class:`RunResult` (the scalar results,
+the averaged and per-emotion PR curves, the learned W of linear models, test-set counts);
+the dataset and the visual features of the first run that has them are kept once
+(:class:`Reproduction`) for the dataset figures and the SVM baseline.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from omegaconf import DictConfig
+
+from gifemo.data.manifest import GifDataset
+from gifemo.eval.metrics import PRSummary
+
+_log = logging.getLogger(__name__)
+
+# Table 2 of the paper: row -> (experiment config, label, PR-AUC, Ñ)
+PAPER_TABLE2: dict[str, tuple[str, str, float, float]] = {
+    "unsorted": ("table2_unsorted", "Unsorted", 0.250, 11996),
+    "visual_lasso": ("table2_visual_lasso", "Lasso (visual)", 0.336, 7196),
+    "tag_lasso": ("table2_tag_lasso", "Lasso (tags)", 0.504, 4486),
+    "visual_tag_lasso": ("table2_visual_tag_lasso", "Lasso (visual + tags)", 0.511, 4302),
+    "gp": ("table2_gp", "GP (visual + tags)", 0.497, 4550),
+    "trace_norm": ("table2_trace_norm", "Trace norm (visual + tags)", 0.530, 4247),
+    "clustered_mtl": ("table2_clustered_mtl", "Clustered MTL (visual + tags)", 0.555, 4033),
+}
+
+
+@dataclass
+class RunResult:
+    """What the report keeps of one (method, seed) run.
+
+    summary : the test PRSummary; W : [d, T] learned weights (linear models) or None;
+    n_test, n_test_pos : [T] test GIFs and test positives per emotion; penalty : the chosen
+    penalty (repr) or model name; k : clustered MTL's k (NaN otherwise); seconds : wall time.
+    """
+
+    method: str
+    seed: int
+    summary: PRSummary
+    W: np.ndarray | None
+    n_test: np.ndarray
+    n_test_pos: np.ndarray
+    penalty: str
+    k: float
+    seconds: float
+    run_dir: Path
+
+    @property
+    def pr_auc(self) -> float:
+        return float(self.summary.pr_auc)
+
+    @property
+    def n_tilde(self) -> float:
+        return float(self.summary.n_tilde)
+
+
+@dataclass
+class Reproduction:
+    """All runs, plus the dataset and visual features for the dataset figures and Table 4.
+
+    visual : [n, dv] visual features of ``visual_rows`` (dataset rows), or None when no
+    method used visual features; cfgs : the composed config of each method's first run.
+    """
+
+    runs: list[RunResult]
+    dataset: GifDataset
+    visual: np.ndarray | None = None
+    visual_rows: np.ndarray | None = None
+    cfgs: dict[str, DictConfig] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def of(self, method: str) -> list[RunResult]:
+        return [r for r in self.runs if r.method == method]
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(r.method for r in self.runs))
+
+
+def run_overrides(method: str, seed: int, run_dir: Path, overrides: Sequence[str],
+                  method_overrides: Sequence[str] = ()) -> list[str]:
+    """The train.py overrides of one (method, seed) run (user overrides naming the output
+    dir or the seed are replaced)."""
+    if method not in PAPER_TABLE2:
+        raise ValueError(f"unknown Table 2 method {method!r}; choose from {list(PAPER_TABLE2)}")
+    own = ("paths.output_dir=", "seed=", "experiment=")
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(own)]
+    return [f"experiment={PAPER_TABLE2[method][0]}", *kept, *method_overrides,
+            f"seed={int(seed)}", f"paths.output_dir={run_dir}"]
+
+
+def _result(method: str, seed: int, metrics: dict, objects: dict, seconds: float) -> RunResult:
+    pr_cb = objects["pr_callback"]
+    if pr_cb is None or "test" not in pr_cb.summaries:
+        raise RuntimeError(f"{method} seed {seed}: the run produced no test PR summary "
+                           f"(see {objects['run_dir']})")
+    rows = objects["features"].rows
+    ds = objects["dataset"]
+    test = objects["split"].test[rows]
+    model = objects["model"]
+    head = getattr(model, "head", None)
+    W = None if head is None else head.W.detach().cpu().numpy().astype(np.float64).copy()
+    penalty = repr(model.penalty) if hasattr(model, "penalty") else type(model).__name__
+    return RunResult(method=method, seed=int(seed), summary=pr_cb.summaries["test"], W=W,
+                     n_test=test.sum(0), n_test_pos=(test & ds.positive[rows]).sum(0),
+                     penalty=penalty, k=float(metrics.get("cv/k", np.nan)), seconds=seconds,
+                     run_dir=Path(objects["run_dir"]))
+
+
+def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: Path,
+               overrides: Sequence[str] = (),
+               method_overrides: dict[str, Sequence[str]] | None = None) -> Reproduction:
+    """Run every method for every seed.
+
+    Parameters
+    ----------
+    compose : callable (overrides: list[str]) -> DictConfig
+        Composes ``conf/train.yaml`` (e.g. Hydra's ``compose("train", overrides)``).
+    methods : keys of :data:`PAPER_TABLE2`.
+    seeds : test-split seeds.
+    out_dir : the report folder; runs go to ``out_dir/runs/<method>/seed<seed>``.
+    overrides : train.py overrides applied to every run (data, backbone, grids …).
+    method_overrides : extra overrides per method (e.g. a smaller ``model.cv_grid``).
+    """
+    from gifemo.training import run_train
+
+    if not methods or not seeds:
+        raise ValueError(f"need at least one method and one seed, got {methods!r}, {seeds!r}")
+    method_overrides = method_overrides or {}
+    t_all = time.perf_counter()
+    runs: list[RunResult] = []
+    rep: Reproduction | None = None
+    for method in methods:
+        for seed in seeds:
+            run_dir = Path(out_dir) / "runs" / method / f"seed{seed}"
+            cfg = compose(run_overrides(method, seed, run_dir, overrides,
+                                        method_overrides.get(method, ())))
+            _log.info("Table 2: %s, seed %d -> %s", method, seed, run_dir)
+            t0 = time.perf_counter()
+            metrics, objects = run_train(cfg)
+            res = _result(method, seed, metrics, objects, time.perf_counter() - t0)
+            runs.append(res)
+            print(f"[reproduce] {method:<17} seed {seed}: PR-AUC {res.pr_auc:.3f}  "
+                  f"Ñ {res.n_tilde:,.0f}  ({res.seconds:.1f} s)", flush=True)
+            if rep is None:
+                rep = Reproduction(runs=runs, dataset=objects["dataset"])
+            rep.cfgs.setdefault(method, cfg)
+            feats = objects["features"]
+            if rep.visual is None and feats.layout.uses_visual:
+                rep.visual = np.asarray(feats.X[:, :feats.layout.visual_dim], dtype=np.float64)
+                rep.visual_rows = np.asarray(feats.rows)
+    rep.seconds = time.perf_counter() - t_all
+    return rep
+
+
+# --------------------------------------------------------------------------- settings
+
+def load_settings(path: str | Path, setting: str) -> dict:
+    """``conf/reproduce.yaml`` with the chosen setting (``quick`` / ``full``) merged in:
+    {name, methods, seeds, overrides, demo_overrides, method_overrides, n_pos, n_all, svm}.
+    Override strings are kept verbatim (a ``${...}`` in them is resolved by the train config)."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    settings = raw.pop("settings", {})
+    if setting not in settings:
+        raise ValueError(f"unknown setting {setting!r}; {path} has {sorted(settings)}")
+    out = {"name": setting, **raw, **settings[setting]}
+    unknown = [m for m in out["methods"] if m not in PAPER_TABLE2]
+    if unknown:
+        raise ValueError(f"{path}: unknown method(s) {unknown}; choose from {list(PAPER_TABLE2)}")
+    return out
+
+
+def hydra_composer(conf_dir: str | Path):
+    """``compose(overrides) -> DictConfig`` of ``conf_dir/train.yaml``, as train.py composes
+    it (outside a Hydra app)."""
+    from hydra import compose, initialize_config_dir
+
+    def _compose(overrides: Sequence[str]) -> DictConfig:
+        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+            return compose("train", overrides=list(overrides))
+
+    return _compose
+
+
+def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[str] = (),
+              seeds: Sequence[int] | None = None) -> tuple[Reproduction, Path]:
+    """Run every Table 2 row for every seed and write the report; returns (runs, report.md).
+
+    ``overrides`` (the command line's) come after the setting's; the setting's
+    ``demo_overrides`` apply only when the composed data config generates a demo set.
+    """
+    from gifemo.eval.report import write_report
+
+    out_dir = Path(out_dir)
+    base = [*settings.get("overrides", []), *overrides]
+    if settings.get("demo_overrides"):
+        probe = compose(run_overrides(settings["methods"][0], 0, out_dir / "probe", base))
+        if probe.data.get("generate", False):
+            base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
+    seeds = list(settings["seeds"] if seeds is None else seeds)
+    rep = run_table2(compose, settings["methods"], seeds, out_dir, base,
+                     settings.get("method_overrides") or {})
+    report = write_report(rep, out_dir, {**settings, "seeds": seeds,
+                                         "command_line_overrides": list(overrides)},
+                          n_pos=float(settings.get("n_pos", 3000)),
+                          n_all=float(settings.get("n_all", 50000)))
+    return rep, report

@@ -1,0 +1,37 @@
+"""Reproduce the paper's evaluation as one report folder (Tables 1, 2, 4; Figures 6-10).
+
+    python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...]
+                                [train.py overrides, e.g. data=demo model.backbone.weights=...]
+
+Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.eval.reproduce and
+gifemo.eval.report. Prints the path of report.md.
+"""
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from gifemo.eval.reproduce import hydra_composer, load_settings, reproduce
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def main(argv=None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--setting", default="quick", help="a setting of conf/reproduce.yaml (quick | full)")
+    ap.add_argument("--out", default=None, help="report folder (default outputs/reproduce/<setting>_<time>)")
+    ap.add_argument("--seeds", default=None, help="comma-separated test-split seeds (default: the setting's)")
+    ap.add_argument("overrides", nargs="*", help="train.py overrides applied to every run")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    settings = load_settings(CONF / "reproduce.yaml", args.setting)
+    out = Path(args.out or f"outputs/reproduce/{args.setting}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    t0 = time.perf_counter()
+    _, report = reproduce(hydra_composer(CONF), settings, out, args.overrides,
+                          None if args.seeds is None else [int(s) for s in args.seeds.split(",")])
+    print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The quick reproduction end to end on the tiny generated demo set (conftest), and the pieces
+that can be checked against an independent computation."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gifemo.data.emotions import EMOTIONS
+from gifemo.eval.reproduce import PAPER_TABLE2, load_settings, run_overrides
+from gifemo.eval.report import orderings
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXPECTED_FILES = [
+    "report.md", "table1.csv", "table1.md", "table2.csv", "table2.md", "table2_per_seed.csv",
+    "table2_test_counts.csv", "table4.csv", "table4.md", "fig6_clusters.png",
+    "fig7_pr_averaged.png", "fig7_pr_per_emotion.png", "fig8_correlations.png",
+    "fig9_timing.png", "fig10_overlap_flags.png",
+]
+
+
+def _read(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def quick_report(session_root, compose_cfg, tmp_path_factory):
+    """The quick setting, two seeds, on the conftest's tiny demo set and feature cache."""
+    from gifemo.eval.reproduce import reproduce
+
+    out = tmp_path_factory.mktemp("reproduce")
+    settings = load_settings(CONF / "reproduce.yaml", "quick")
+    # the trace-norm solver is the slow part (tens of seconds per fit even here): one loose
+    # fit at a fixed strength keeps the whole module near a minute on 2 cores
+    mo = settings["method_overrides"]
+    mo["trace_norm"] = ["select_rho=false", "model.rho=30.0", "model.tol=1.0e-2"]
+    mo["clustered_mtl"] = [*mo["clustered_mtl"], "model.tol=1.0e-2"]
+    rep, report = reproduce(lambda ov: compose_cfg(out / "unused", ov), settings, out,
+                            seeds=[0, 1])
+    return rep, report, out
+
+
+def test_every_file_is_written_and_pngs_are_valid(quick_report):
+    _, report, out = quick_report
+    assert report == out / "report.md"
+    for name in EXPECTED_FILES:
+        p = out / name
+        assert p.is_file() and p.stat().st_size > 0, name
+        if name.endswith(".png"):
+            data = p.read_bytes()
+            assert data[:8] == PNG_MAGIC, name
+            from PIL import Image
+
+            with Image.open(p) as im:
+                im.verify()
+                assert min(im.size) >= 300, (name, im.size)
+    text = report.read_text(encoding="utf-8")
+    for name in EXPECTED_FILES:
+        if name.endswith(".png"):
+            assert f"]({name})" in text, f"report.md does not link {name}"
+    assert "scikit-learn" in text and "torch" in text  # software versions
+
+
+def test_table2_parses_with_every_method_and_finite_values(quick_report):
+    rep, _, out = quick_report
+    rows = _read(out / "table2.csv")
+    assert [r["method"] for r in rows] == list(PAPER_TABLE2)
+    for r in rows:
+        assert int(r["n_seeds"]) == 2
+        for c in ("pr_auc_mean", "pr_auc_std", "n_tilde_mean", "n_tilde_std"):
+            assert math.isfinite(float(r[c])), (r["method"], c)
+        assert 0 < float(r["pr_auc_mean"]) <= 1
+        assert float(r["paper_pr_auc"]) == PAPER_TABLE2[r["method"]][2]
+    per_seed = _read(out / "table2_per_seed.csv")
+    assert len(per_seed) == 2 * len(PAPER_TABLE2)
+    # the mean in table2.csv is the mean of the per-seed values
+    for r in rows:
+        vals = [float(p["pr_auc"]) for p in per_seed if p["method"] == r["method"]]
+        assert float(r["pr_auc_mean"]) == pytest.approx(np.mean(vals))
+        assert float(r["pr_auc_std"]) == pytest.approx(np.std(vals, ddof=1))
+    # the Unsorted row (an all-zero W) equals the constant-score baseline of every run
+    for p in per_seed:
+        if p["method"] == "unsorted":
+            assert float(p["pr_auc"]) == pytest.approx(float(p["unsorted_pr_auc"]), abs=1e-9)
+    # k of clustered MTL chosen by silhouette
+    assert all(math.isfinite(float(p["k"])) for p in per_seed if p["method"] == "clustered_mtl")
+    counts = _read(out / "table2_test_counts.csv")
+    assert [c["emotion"] for c in counts] == list(EMOTIONS)
+    n_test = rep.of("unsorted")[0].n_test
+    assert [float(c["n_test_min"]) <= n <= float(c["n_test_max"])
+            for c, n in zip(counts, n_test)] == [True] * len(EMOTIONS)
+    md = (out / "table2.md").read_text(encoding="utf-8")
+    assert md.count("\n| ") == len(PAPER_TABLE2) and "0.555" in md
+
+
+def test_table1_and_table4_parse(quick_report):
+    rep, _, out = quick_report
+    t1 = _read(out / "table1.csv")
+    assert {r["emotion"] for r in t1} <= set(EMOTIONS) and t1
+    for r in t1:
+        assert r["generic"] in ("0", "1") and int(r["n_positive_gifs"]) >= 1
+        assert (r["rank"] == "") == (r["generic"] == "1")
+    t4 = _read(out / "table4.csv")
+    assert [r["emotion"] for r in t4] == list(EMOTIONS)
+    vals = np.array([[float(r[c]) for c in ("precision", "recall", "f1")] for r in t4])
+    ok = np.isfinite(vals).all(1)
+    assert ok.any() and ((vals[ok] >= 0) & (vals[ok] <= 1)).all()
+    # F1 of averaged-over-seeds P and R is not the averaged F1, but it is bounded by them
+    assert "C3D + linear SVM (paper)" in (out / "table4.md").read_text(encoding="utf-8")
+
+
+def test_svm_baseline_matches_a_direct_sklearn_fit():
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import LinearSVC
+
+    from gifemo.eval.svm_baseline import svm_binary_relevance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    P = np.stack([X[:, 0] > 0.5, X[:, 1] > 0.0, np.zeros(120, bool)], 1)
+    M = np.ones_like(P)
+    M[:10, 1] = False
+    res = svm_binary_relevance(X, P, M, seed=3)
+    idx = np.flatnonzero(M[:, 1])
+    tr, te = train_test_split(idx, test_size=0.2, stratify=P[idx, 1], random_state=3 * 1000 + 1)
+    clf = LinearSVC(C=1.0, class_weight="balanced", max_iter=5000).fit(X[tr], P[tr, 1])
+    assert res.f1[1] == pytest.approx(f1_score(P[te, 1], clf.predict(X[te])))
+    assert res.n_test[1] == te.size
+    assert math.isnan(res.f1[2])  # no positives: left out, not a zero
+    assert res.mean_std("f1")[0] == pytest.approx(np.mean(res.f1[:2]))
+
+
+def test_overlap_rates_and_pca_by_hand():
+    from gifemo.eval.figures import overlap_rates, pca_2d
+
+    P = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], bool)
+    O = overlap_rates(P)
+    assert O[0, 1] == pytest.approx(2 / 3) and O[1, 0] == pytest.approx(2 / 3)
+    assert O[0, 0] == 1 and np.isnan(O[2]).all()
+    W = np.array([[1.0, -1.0, 2.0], [0.0, 0.0, 0.0]])  # columns on a line: one PC
+    coords, ratio = pca_2d(W)
+    assert ratio[0] == pytest.approx(1.0) and np.allclose(coords[:, 1], 0)
+    assert np.allclose(np.abs(coords[:, 0]), np.abs(W[0] - W[0].mean()))
+
+
+def test_orderings_and_overrides():
+    rows = [{"label": "a", "paper_pr_auc": 0.3, "pr_auc_mean": 0.5, "pr_auc_std": 0.01},
+            {"label": "b", "paper_pr_auc": 0.5, "pr_auc_mean": 0.4, "pr_auc_std": 0.01}]
+    assert orderings(rows) == [("b", "a", False, False)]
+    ov = run_overrides("gp", 3, Path("/r"), ["seed=9", "data=demo", "paths.output_dir=/x"])
+    assert ov == ["experiment=table2_gp", "data=demo", "seed=3", "paths.output_dir=/r"]
+    with pytest.raises(ValueError, match="unknown Table 2 method"):
+        run_overrides("svm", 0, Path("/r"), [])
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_settings(CONF / "reproduce.yaml", "huge")
