@@ -68,7 +68,7 @@ def figure6(W: np.ndarray, silhouettes: Mapping[int, float], labels: Sequence[in
             label=f"best: k = {best}")
     ax.set_xlabel("number of clusters k")
     ax.set_ylabel("mean silhouette value")
-    ax.set_title(f"(a) k-means on the columns of the {source} W")
+    ax.set_title(f"(a) k-means on the columns of W\n({source})", fontsize=10)
     ax.set_xticks(ks)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -84,7 +84,8 @@ def figure6(W: np.ndarray, silhouettes: Mapping[int, float], labels: Sequence[in
         ax.annotate(e, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"PC 1 ({100 * ratio[0]:.0f} % of variance)")
     ax.set_ylabel(f"PC 2 ({100 * ratio[1]:.0f} % of variance)")
-    ax.set_title(f"(b) emotion models on the first two PCs of W (k = {len(np.unique(labels))})")
+    ax.set_title(f"(b) emotion models on the first two PCs of W\ncoloured by cluster "
+                 f"(k = {len(np.unique(labels))})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle(f"Figure 6: clusters of the {len(emotions)} emotion models", fontsize=11)
@@ -162,7 +163,8 @@ def figure8(models: Mapping[str, np.ndarray], emotions: Sequence[str], path,
     order = np.arange(len(emotions)) if order is None else np.asarray(order)
     names = [emotions[i] for i in order]
     n = len(models)
-    fig = _figure(6.0 * n + 0.8, 5.6)
+    fig = Figure(figsize=(6.2 * n + 1.0, 6.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
     im = None
     for i, (label, W) in enumerate(models.items()):
         ax = fig.add_subplot(1, n, i + 1)
@@ -176,7 +178,7 @@ def figure8(models: Mapping[str, np.ndarray], emotions: Sequence[str], path,
         ax.set_yticklabels(names, fontsize=7)
         ax.set_xlabel("emotion model")
         ax.set_ylabel("emotion model")
-        ax.set_title(f"({'abcdefgh'[i]}) {label}", fontsize=10)
+        ax.set_title(f"({'abcdefgh'[i]}) " + label.replace(" — ", "\n"), fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=fig.axes, shrink=0.8, label="correlation coefficient")
     fig.suptitle("Figure 8: correlation between the learned emotion models", fontsize=11)
@@ -245,9 +247,10 @@ def figure10(overlap: np.ndarray, emotions: Sequence[str], flags: Mapping[str, n
         v = np.asarray(values, dtype=bool)
         pax = fig.add_axes([0.53 + i * width, 0.25, width * 0.95, 0.6])
         yes = int(v.sum())
-        pax.pie([yes, v.size - yes], labels=[name.replace("_", " "), f"not {name.replace('_', ' ')}"],
-                autopct="%1.0f%%", colors=["C1", "C0"], startangle=90,
-                textprops={"fontsize": 8})
+        wedges, _, _ = pax.pie([yes, v.size - yes], autopct="%1.0f%%", colors=["C1", "C0"],
+                               startangle=90, textprops={"fontsize": 8})
+        pax.legend(wedges, [name.replace("_", " "), f"not {name.replace('_', ' ')}"],
+                   loc="upper center", bbox_to_anchor=(0.5, 0.02), fontsize=8)
         pax.set_title(f"({letters[i]}) GIFs flagged {name} ({yes} of {v.size})", fontsize=9)
     if not n_pies:
         fig.text(0.6, 0.5, "(b)(c): the manifest has no cartoon / multi_scene flags", fontsize=9)
