@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/python scripts/make_demo_data.py --out data/demo
 	$(BIN)/python train.py model=clustered_mtl hydra.run.dir=$(DEMO_RUN)
 	$(BIN)/python scripts/make_demo_data.py --out data/demo_candidates --n-gifs 40 --seed 1 --no-summary
-	$(BIN)/python scripts/rank.py $(DEMO_RUN)/checkpoint.pt data/demo_candidates/gifs \
+	$(BIN)/python scripts/rank.py $(DEMO_RUN)/checkpoint.pt data/demo_candidates \
 		--emotion happiness --top 10 --out $(DEMO_RUN)/ranked_candidates.csv \
 		--cache-dir outputs/feature_cache
 
