@@ -35,11 +35,12 @@ def quick_report(session_root, compose_cfg, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("reproduce")
     settings = load_settings(CONF / "reproduce.yaml", "quick")
-    # the trace-norm solver is the slow part (tens of seconds per fit even here): one loose
-    # fit at a fixed strength keeps the whole module near a minute on 2 cores
+    # the trace-norm-type solvers are the slow part (seconds to tens of seconds per fit even
+    # here): one loose fit at a fixed strength keeps the module near a minute on 2 cores
     mo = settings["method_overrides"]
     mo["trace_norm"] = ["select_rho=false", "model.rho=30.0", "model.tol=1.0e-2"]
-    mo["clustered_mtl"] = [*mo["clustered_mtl"], "model.tol=1.0e-2"]
+    mo["clustered_mtl"] = ["select_rho=false", "model.rho1=10.0", "model.rho2=1.0",
+                           "model.tol=1.0e-2", "select_k_trace_rho=30.0"]
     rep, report = reproduce(lambda ov: compose_cfg(out / "unused", ov), settings, out,
                             seeds=[0, 1])
     return rep, report, out
