@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # user may install their own CUDA build first: the stamp only installs when missing.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-all collect clean
+.PHONY: setup demo test test-all collect reproduce clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q
+
+# the paper's Tables 1, 2, 4 and Figures 6-10 on the demo set, quick setting (~6-10 min on 2 cores)
+reproduce: setup
+	$(BIN)/python scripts/reproduce.py --out outputs/reproduce/demo_quick data=demo
 
 COLLECT_DB ?= outputs/collect/collect.db
 COLLECT_PORT ?= 8765
