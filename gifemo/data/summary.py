@@ -137,6 +137,21 @@ def format_label_balance(mask: np.ndarray, positive: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def dataset_timing(dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Frame count and average delay (ms) of every readable GIF (paper Fig. 9), read from
+    the block headers only; ``bad`` holds ``"id: reason"`` for the unreadable ones."""
+    frames, delays, bad = [], [], []
+    for gid, path in zip(dataset.ids, dataset.paths):
+        try:
+            nf, d = gif_timing(path)
+        except GifTimingError as e:
+            bad.append(f"{gid}: {e}")
+            continue
+        frames.append(nf)
+        delays.append(float(np.mean(d)) if len(d) else 0.0)
+    return np.asarray(frames, dtype=int), np.asarray(delays, dtype=float), bad
+
+
 def summarize_dataset(dataset, *, table1: bool = True, n_tags: int = 10) -> str:
     """A text report on a :class:`~gifemo.data.manifest.GifDataset`.
 
@@ -150,27 +165,17 @@ def summarize_dataset(dataset, *, table1: bool = True, n_tags: int = 10) -> str:
     out = [f"GIFs: {n}  (folder {dataset.root})"]
     for name, values in dataset.flags.items():
         out.append(f"  flag {name}: {int(np.sum(values))} ({np.mean(values):.1%})")
-    frames, avg_delays, bad = [], [], []
-    for gid, path in zip(dataset.ids, dataset.paths):
-        try:
-            nf, delays = gif_timing(path)
-        except GifTimingError as e:
-            bad.append(f"  {gid}: {e}")
-            continue
-        frames.append(nf)
-        avg_delays.append(float(np.mean(delays)))
-    if frames:
-        f = np.asarray(frames)
+    f, d, bad = dataset_timing(dataset)
+    if len(f):
         out.append(f"\nFrames per GIF (min {f.min()}, median {np.median(f):g}, "
                    f"max {f.max()}, mean {f.mean():.1f}):")
         out.append(text_histogram(f, FRAME_EDGES))
-        d = np.asarray(avg_delays)
         out.append(f"\nAverage frame delay per GIF, ms (min {d.min():.0f}, median {np.median(d):.0f}, "
                    f"max {d.max():.0f}):")
         out.append(text_histogram(d, DELAY_EDGES_MS))
     if bad:
         out.append(f"\nUnreadable GIFs ({len(bad)}):")
-        out += bad
+        out += [f"  {b}" for b in bad]
     labelled = bool(np.any(dataset.mask))
     if labelled:
         out.append("\nLabel balance (positive: y = mu - 3 sigma > 25):")

@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 
 from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS
 from gifemo.data.splits import top_tags
-from gifemo.data.summary import GifTimingError, gif_timing
+from gifemo.data.summary import dataset_timing
 from gifemo.eval import figures
 from gifemo.eval.reproduce import PAPER_TABLE2, Reproduction
 from gifemo.eval.selection import choose_k_silhouette
@@ -184,18 +184,6 @@ def table4(rep: Reproduction, seeds: Sequence[int], **svm_kw) -> tuple[list[dict
 
 # --------------------------------------------------------------------------- figures
 
-def _timing(dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    frames, delays, bad = [], [], []
-    for gid, path in zip(dataset.ids, dataset.paths):
-        try:
-            nf, d = gif_timing(path)
-        except GifTimingError as e:
-            bad.append(f"{gid}: {e.reason}")
-            continue
-        frames.append(nf)
-        delays.append(float(np.mean(d)) if d else 0.0)
-    return np.asarray(frames), np.asarray(delays), bad
-
 
 def make_figures(rep: Reproduction, out: Path, n_pos: float, n_all: float,
                  ks: Sequence[int] = range(2, 11)) -> tuple[dict[str, Path], list[str]]:
@@ -249,7 +237,7 @@ def make_figures(rep: Reproduction, out: Path, n_pos: float, n_all: float,
         notes.append("Figure 8 skipped: no trace-norm or clustered-MTL run.")
 
     # Fig. 9 and 10: the dataset
-    frames, delays, bad = _timing(rep.dataset)
+    frames, delays, bad = dataset_timing(rep.dataset)
     if frames.size:
         pngs["fig9"] = figures.figure9(frames, delays, out / "fig9_timing.png")
     if bad:
