@@ -156,6 +156,16 @@ def figure7_per_emotion(recall: np.ndarray, per_method: Mapping[str, np.ndarray]
     return _save(fig, path)
 
 
+def _label_emotion_matrix(ax, names: Sequence[str], xlabel: str, ylabel: str) -> None:
+    """Tick every row and column of a 17×17 emotion heat map with its emotion's name."""
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
 def figure8(models: Mapping[str, np.ndarray], emotions: Sequence[str], path,
             order: Sequence[int] | None = None) -> Path:
     """Fig. 8: correlation coefficients between the learned emotion models (columns of each
@@ -172,12 +182,7 @@ def figure8(models: Mapping[str, np.ndarray], emotions: Sequence[str], path,
         with np.errstate(invalid="ignore", divide="ignore"):
             C = np.corrcoef(Wo.T)
         im = ax.imshow(np.nan_to_num(C), vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(names)))
-        ax.set_yticklabels(names, fontsize=7)
-        ax.set_xlabel("emotion model")
-        ax.set_ylabel("emotion model")
+        _label_emotion_matrix(ax, names, "emotion model", "emotion model")
         ax.set_title(f"({'abcdefgh'[i]}) " + label.replace(" — ", "\n"), fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=fig.axes, shrink=0.8, label="correlation coefficient")
@@ -232,12 +237,7 @@ def figure10(overlap: np.ndarray, emotions: Sequence[str], flags: Mapping[str, n
     ax = fig.add_axes([0.06, 0.22, 0.42 if n_pies else 0.8, 0.68])
     O = np.asarray(overlap)[np.ix_(order, order)]
     im = ax.imshow(np.nan_to_num(100 * O), vmin=0, vmax=100, cmap="viridis")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names, fontsize=7)
-    ax.set_xlabel("column emotion")
-    ax.set_ylabel("row emotion")
+    _label_emotion_matrix(ax, names, "column emotion", "row emotion")
     ax.set_title("(a) % of the row emotion's positive GIFs\nthat are also positive for the column",
                  fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label="overlap rate (%)")
