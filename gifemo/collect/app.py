@@ -151,8 +151,13 @@ def create_app(db_path: str | Path, *, data_root: str | Path | None = None,
             raise Forbidden(f"{who.name} is not an admin; this needs the admin token")
         return who
 
-    def page_user(request: Request, conn) -> Labeller | None:
-        return authenticate(conn, _token(request))
+    def signed_in_page(request: Request, conn, template: str, context=dict):
+        """Render ``template`` for the signed-in labeller, or send a stranger to /login;
+        ``context()`` runs only once signed in (an unknown campaign then gives 404)."""
+        who = authenticate(conn, _token(request))
+        if who is None:
+            return RedirectResponse("/login", status_code=303)
+        return templates.TemplateResponse(request, template, {"who": who, **context()})
 
     # ------------------------------------------------------------------ pages
     @app.get("/login", response_class=HTMLResponse)
@@ -161,27 +166,16 @@ def create_app(db_path: str | Path, *, data_root: str | Path | None = None,
 
     @app.get("/", response_class=HTMLResponse)
     def index_page(request: Request, conn=Depends(db)):
-        who = page_user(request, conn)
-        if who is None:
-            return RedirectResponse("/login", status_code=303)
-        camps = [c.progress() for c in list_campaigns(conn)]
-        return templates.TemplateResponse(request, "index.html", {"who": who, "campaigns": camps})
+        return signed_in_page(request, conn, "index.html", lambda: {
+            "campaigns": [c.progress() for c in list_campaigns(conn)]})
 
     @app.get("/campaigns/{cid}", response_class=HTMLResponse)
     def label_page(cid: int, request: Request, conn=Depends(db)):
-        who = page_user(request, conn)
-        if who is None:
-            return RedirectResponse("/login", status_code=303)
-        c = get_campaign(conn, cid)
-        return templates.TemplateResponse(request, "label.html", {"who": who, "c": c})
+        return signed_in_page(request, conn, "label.html", lambda: {"c": get_campaign(conn, cid)})
 
     @app.get("/campaigns/{cid}/compare", response_class=HTMLResponse)
     def compare_page(cid: int, request: Request, conn=Depends(db)):
-        who = page_user(request, conn)
-        if who is None:
-            return RedirectResponse("/login", status_code=303)
-        c = get_campaign(conn, cid)
-        return templates.TemplateResponse(request, "compare.html", {"who": who, "c": c})
+        return signed_in_page(request, conn, "compare.html", lambda: {"c": get_campaign(conn, cid)})
 
     @app.get("/gifs/{cid}/{gif_id:path}")
     def gif_file(cid: int, gif_id: str, conn=Depends(db), who: Labeller = Depends(user)):
