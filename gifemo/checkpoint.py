@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gifemo.atomic_file import atomic_write
 from gifemo.data.clips import CLIP_LEN, CLIP_STRIDE, CROP, RESIZE_HW
 from gifemo.data.tags import TagVocabulary
 from gifemo.models.penalties import make_penalty
@@ -137,10 +138,9 @@ def _fit_record(model: RecognizerBase) -> dict | None:
 def save_checkpoint(model: RecognizerBase, path: str | os.PathLike, **kw: Any) -> Path:
     """Write :func:`checkpoint_dict` to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint_dict(model, **kw), tmp)
-    os.replace(tmp, path)
+    ckpt = checkpoint_dict(model, **kw)
+    with atomic_write(path) as f:
+        torch.save(ckpt, f)
     return path
 
 

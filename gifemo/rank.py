@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gifemo.atomic_file import atomic_write
 from gifemo.checkpoint import load_recognizer
 from gifemo.data.manifest import MANIFEST, GifDataset, load_dataset
 from gifemo.models.recognizer import RecognizerBase
@@ -214,14 +215,12 @@ def write_ranked_csv(result: RankResult, path: str | os.PathLike, emotion: str |
     order = result.order(emotion) if emotion is not None else np.arange(n)
     header = (["rank"] if emotion is not None else []) + ["id", "path"] + \
         [f"score_{e}" for e in result.emotions] + [f"rank_{e}" for e in result.emotions]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for pos, i in enumerate(order, start=1):
             w.writerow(([pos] if emotion is not None else []) + [result.ids[i], result.paths[i]] +
                        [f"{s:.6g}" for s in result.scores[i]] + ranks[i].tolist())
-    os.replace(tmp, path)
     return path
 
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from gifemo.atomic_file import atomic_write
 from gifemo.data.labels import TRUESKILL_PARAMS
 
 log = logging.getLogger(__name__)
@@ -55,11 +54,8 @@ def cached_ratings(
             log.warning("ignoring unreadable ratings cache %s: %s", path, exc)
     mu, sigma = compute()
     try:
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, key=np.array(key), mu=mu, sigma=sigma)
-        os.replace(tmp, path)
     except OSError as exc:
         log.debug("ratings not cached (%s): %s", path.parent, exc)
     return mu, sigma
