@@ -11,11 +11,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
-from gifemo.data.datamodule import GifDataModule
+from gifemo.data.feature_datamodule import FeatureDataModule
 from gifemo.data.emotions import EMOTIONS
 from gifemo.eval.callbacks import PRMetricsCallback
 from gifemo.eval.metrics import NoPositivesWarning
-from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.linear_recognizer import LinearRecognizer
 
 T = len(EMOTIONS)
 
@@ -35,7 +36,7 @@ def _setup(n=50, seed=0):
     M = rng.random((n, T)) < 0.6
     M[:, 3] &= Y[:, 3] <= 25  # emotion 3: no positive in the mask
     X = (Y + rng.normal(scale=8, size=Y.shape)).astype(np.float32)  # features = noisy scores
-    m = EmotionRecognizer(penalty="none", layout=FeatureLayout("visual", T, 0))
+    m = LinearRecognizer(layout=FeatureLayout("visual", T, 0))
     with torch.no_grad():
         m.head.W.copy_(torch.eye(T))
     return m, X, Y, M
@@ -43,7 +44,7 @@ def _setup(n=50, seed=0):
 
 def _test(tmp_path, batch_size, loggers=False):
     m, X, Y, M = _setup()
-    dm = GifDataModule("unused", batch_size=batch_size)
+    dm = FeatureDataModule(batch_size=batch_size)
     dm.set_features(X, Y, {"test": M})
     cb = PRMetricsCallback(out_dir=str(tmp_path), n_pos=3000, n_all=50000)
     trainer = pl.Trainer(accelerator="cpu", logger=loggers, callbacks=[cb],

@@ -60,7 +60,7 @@ def test_trained_lasso_matches_an_independent_evaluation(trained_lasso):
 
 
 @pytest.mark.parametrize("model,extra", [
-    ("trace_norm", ["model.rho=100.0"]),  # FISTA: ~1,700 iterations at rho=1 here, fewer above
+    ("trace_norm", ["model.penalty.rho=100.0"]),  # FISTA: ~1,700 iterations at rho=1 here, fewer above
     ("clustered_mtl", []),
     ("ridge", []),
     ("gp", ["model.max_train=200"]),
@@ -69,7 +69,7 @@ def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extr
     cfg = compose_cfg(tmp_path, [f"model={model}", *extra])
     metrics, objects = run_train(cfg)
     _check_run(metrics, objects)
-    assert type(objects["model"]).__name__ == ("GPRecognizer" if model == "gp" else "EmotionRecognizer")
+    assert type(objects["model"]).__name__ == ("GPRecognizer" if model == "gp" else "LinearRecognizer")
     if model != "gp":
         assert metrics["fit/rel_gap"] <= 1e-4  # the exact solver's certificate
 
@@ -77,18 +77,19 @@ def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extr
 def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
     """features=tags runs no C3D; select_rho picks a grid value by 5-fold CV."""
     cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true",
-                                 "model.cv_grid=[30.0,3.0,0.3]"])
+                                 "model.cv_grid=[{rho:30.0},{rho:3.0},{rho:0.3}]"])
     metrics, objects = run_train(cfg)
     model = objects["model"]
     assert model.layout.visual_dim == 0 and model.layout.tag_dim > 0
     assert model.penalty.rho in (30.0, 3.0, 0.3)
     assert math.isfinite(metrics["cv/best_score"])
     ckpt = torch.load(objects["checkpoint_path"], weights_only=True)
-    assert ckpt["backbone"] is None and ckpt["penalty"]["rho"] == model.penalty.rho
+    assert ckpt["backbone"] is None
+    assert ckpt["hyperparameters"]["penalty"]["rho"] == model.penalty.rho
 
 
 def test_minibatch_fit_reports_gap_to_exact_optimum(compose_cfg, tmp_path):
-    cfg = compose_cfg(tmp_path, ["model=ridge", "model.rho=10.0", "model.fit=minibatch",
+    cfg = compose_cfg(tmp_path, ["model=ridge", "model.penalty.rho=10.0", "model.fit=minibatch",
                                  "model.optimizer.lr=0.05", "trainer.max_epochs=100",
                                  "data.datamodule.batch_size=16",
                                  "features=tags"])
@@ -114,7 +115,7 @@ def test_validation_fold_and_optimized_metric(compose_cfg, tmp_path):
 
 def test_missing_weights_for_real_data_is_a_clear_error(compose_cfg, tmp_path, demo_dir):
     cfg = compose_cfg(tmp_path, ["data=gifgif", f"data.manifest={demo_dir}"])
-    with pytest.raises(ConfigError, match="model.backbone.weights"):
+    with pytest.raises(ConfigError, match="backbone.weights"):
         run_train(cfg)
 
 
@@ -148,7 +149,8 @@ def test_multirun_gives_each_job_its_own_dir(session_root, demo_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpts = sorted(sweep.glob("*/checkpoint.pt"))
     assert len(ckpts) == 2 and ckpts[0].parent != ckpts[1].parent
-    kinds = sorted(torch.load(c, weights_only=True)["penalty"]["name"] for c in ckpts)
+    kinds = sorted(torch.load(c, weights_only=True)["hyperparameters"]["penalty"]["name"]
+                   for c in ckpts)
     assert kinds == ["lasso", "ridge"]
     assert proc.stdout.count("PR-AUC") == 2
 
@@ -156,7 +158,7 @@ def test_multirun_gives_each_job_its_own_dir(session_root, demo_dir, tmp_path):
 @pytest.mark.slow
 def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
     """select_k: k from k-means silhouette on the trace-norm W's columns (paper Fig. 6)."""
-    from gifemo.eval.selection import choose_k_silhouette
+    from gifemo.models.selection import choose_k_silhouette
     from gifemo.models.penalties import TraceNormPenalty
     from gifemo.models.solvers import fit_multitask_linear
 

@@ -188,10 +188,6 @@ def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
                 raise PoolError("scoring with a training checkpoint needs a feature cache folder")
             table = ensure_visual_features(dataset, cache_dir, bb, clips, dict(ckpt.get("decode") or {}),
                                            run={"progress": False}, run_dir=cache_dir)
-            expected = (ckpt.get("backbone") or {}).get("weights_id")
-            if expected is not None and table.weights_id != expected:
-                raise PoolError(f"backbone features {table.weights_id} differ from the checkpoint's "
-                                f"{expected}")
             visual, rows, bad = table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
         tag_lists = [dataset.tags[i] for i in rows] if model.layout.uses_tags else None
         with torch.no_grad():

@@ -11,7 +11,7 @@ recognizers' ``validation_step``/``test_step`` return, and at the end of the epo
   ``<stage>/unsorted_n_tilde``, ``<stage>/n_emotions`` and per emotion
   ``<stage>/pr_auc/<emotion>``, ``<stage>/n_tilde/<emotion>`` (emotions without a positive are
   left out of the average, warned about and not logged);
-- writes ``<out_dir>/<stage>_pr_curve.png`` (:func:`gifemo.eval.plots.plot_pr_curves`) and
+- writes ``<out_dir>/<stage>_pr_curve.png`` (:func:`gifemo.eval.pr_plot.plot_pr_curves`) and
   the per-emotion table ``<out_dir>/<stage>_pr_table.csv`` and ``.md``;
 - sends the image and the table to wandb when a logger is a ``WandbLogger``.
 
@@ -34,7 +34,7 @@ from pytorch_lightning.callbacks import Callback
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.labels import MU0
 from gifemo.eval.metrics import PRSummary, evaluate_rankings
-from gifemo.eval.plots import plot_pr_curves
+from gifemo.eval.pr_plot import plot_pr_curves
 
 _log = logging.getLogger(__name__)
 

@@ -152,6 +152,30 @@ class ExactGP:
         var = np.maximum(var, 1e-12 * self.amplitude_)
         return self.y_mean_ + self.y_std_ * mean, var * self.y_std_ ** 2
 
+    def state(self) -> dict:
+        """The fitted GP as tensors and floats (for weights-only checkpoints)."""
+        return {"X": torch.from_numpy(np.ascontiguousarray(self.X_)),
+                "alpha": torch.from_numpy(np.ascontiguousarray(self.alpha_)),
+                "amplitude": self.amplitude_, "length_scale": self.length_scale_,
+                "noise": self.noise_, "y_mean": self.y_mean_, "y_std": self.y_std_,
+                "log_marginal_likelihood": self.log_marginal_likelihood_}
+
+    @classmethod
+    def from_state(cls, state: dict, seed: int = 0) -> "ExactGP":
+        """Rebuild a fitted GP from :meth:`state`; the Cholesky factor is recomputed exactly
+        as :meth:`fit` computed it."""
+        m = cls(seed=seed)
+        m.X_ = _to_numpy(state["X"], "X").astype(np.float64)
+        m.alpha_ = _to_numpy(state["alpha"], "alpha").astype(np.float64)
+        m.y_mean_, m.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        m.amplitude_, m.length_scale_ = float(state["amplitude"]), float(state["length_scale"])
+        m.noise_ = float(state["noise"])
+        m.log_marginal_likelihood_ = float(state["log_marginal_likelihood"])
+        K = m.amplitude_ * np.exp(-_sq_dists(m.X_, m.X_) / (2.0 * m.length_scale_ ** 2))
+        K[np.diag_indices_from(K)] += m.noise_
+        m.chol_ = scipy.linalg.cho_factor(K, lower=True, check_finite=False)
+        return m
+
 
 class GPScorer:
     """Per-emotion exact GPs ranked by eq. 5 (paper §3.5.2).
