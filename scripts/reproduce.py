@@ -1,7 +1,7 @@
 """Reproduce the paper's evaluation as one report folder (Tables 1, 2, 4; Figures 6-10).
 
     python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...]
-                                [train.py overrides, e.g. data=demo model.backbone.weights=...]
+                                [train.py overrides, e.g. data=demo backbone.weights=...]
 
 Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.paper.reproduce and
 gifemo.paper.report. Prints the path of report.md.
