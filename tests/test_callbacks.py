@@ -126,3 +126,38 @@ def test_rejects_bad_configuration_and_step_outputs():
         PRMetricsCallback(n_pos=10, n_all=5)
     with pytest.raises(TypeError, match="scores, y and mask"):
         PRMetricsCallback()._collect("test", torch.zeros(3))
+
+
+def test_extra_metrics_are_per_emotion_and_averaged_like_a_direct_computation(tmp_path):
+    """A plugged-in metric (scikit-learn's average precision) equals computing it by hand on
+    each emotion's labelled entries and averaging over the emotions with a positive."""
+    from sklearn.metrics import average_precision_score
+
+    from gifemo.eval.callbacks import PRMetricsCallback
+
+    rng = np.random.default_rng(5)
+    n = 40
+    scores = rng.normal(size=(n, 17)).astype(np.float32)
+    y = rng.normal(25, 6, size=(n, 17)).astype(np.float32)
+    mask = rng.random((n, 17)) < 0.7
+    y[:, 3] = 10.0  # an emotion without positives: left out of the average
+    cb = PRMetricsCallback(plot=False, table=False, extra_metrics={"ap": average_precision_score})
+
+    class _T:  # the two trainer attributes _finish reads
+        world_size, is_global_zero, loggers, default_root_dir = 1, True, [], str(tmp_path)
+
+    class _M:
+        def log(self, *a, **k):
+            pass
+
+    cb._collect("test", {"scores": torch.from_numpy(scores), "y": torch.from_numpy(y),
+                         "mask": torch.from_numpy(mask)})
+    cb._finish("test", _T(), _M())
+    pos = (y > 25) & mask
+    want = [average_precision_score(pos[mask[:, t], t], scores[mask[:, t], t])
+            for t in range(17) if pos[:, t].any()]
+    assert cb.metrics["test"]["test/ap"] == pytest.approx(np.mean(want), rel=1e-12)
+    assert "test/ap/contentment" not in cb.metrics["test"]  # column 3 has no positive
+    assert sum(k.startswith("test/ap/") for k in cb.metrics["test"]) == len(want)
+    with pytest.raises(TypeError, match="callable"):
+        PRMetricsCallback(extra_metrics={"bad": 3})
