@@ -94,10 +94,11 @@ class Backbone(abc.ABC):
 
 
 def same_backbone(a: Mapping | None, b: Mapping | None) -> bool:
-    """True when two ``identity()`` records name the same features (name, weights, clips, dim)."""
+    """True when two ``identity()`` records name the same features (name, weights, settings,
+    clip spec, dim)."""
     if not a or not b:
         return False
-    keys = ("name", "weights_id", "output_dim", "clip_spec")
+    keys = ("name", "weights_id", "output_dim", "clip_spec", "settings")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
