@@ -10,10 +10,10 @@ Worked numbers: 2 frames → 16 → 1 clip; 16 → 16 → 1; 17 → 24 → 2; 34
 (the paper's longest GIF).
 
 Resizing uses ``torch.nn.functional.interpolate`` (bilinear, antialiased, ``align_corners=False``)
-on the uint8 frame stack, which matches PIL's bilinear resize to within one grey level and was
-7–15× faster than PIL on this machine (one thread, 40 frames: 270×480 → 4.3 ms vs 29 ms;
-500×500 → 7.4 ms vs 52 ms; the float32 path was slower than PIL). Only frames that some kept
-clip uses are resized, each once, however many clips share it. The crop offset is
+on the uint8 frame stack, which matches PIL's bilinear resize to within one grey level (a
+test checks it) and is several times faster than PIL (``benchmarks/decode.py``; the float32
+path is slower). Only frames that some kept clip uses are resized, each once, however many
+clips share it. The crop offset is
 ``(size - 112) // 2`` on each axis (rows 8..119, columns 29..140), as C3D's Caffe data layer
 does. Values stay RGB 0..255 float32: the backbone applies its own weights' convention
 (e.g. BGR minus the Caffe mean).
@@ -150,7 +150,7 @@ def make_clips(rgb: np.ndarray, max_clips: int | None = None,
     used, inverse = np.unique(source, return_inverse=True)
     frames = _resize_crop(rgb[used], spec)              # (n_used, 3, crop, crop) uint8
     clips = frames[torch.from_numpy(inverse.reshape(source.shape))]  # (n_clips, 16, 3, 112, 112)
-    # One pass into the float32 output (≈30 % faster than .to(float32).contiguous(), which copies twice).
+    # One pass into the float32 output (.to(float32).contiguous() would copy twice).
     out = torch.empty((len(starts), 3, spec.length, spec.crop, spec.crop), dtype=torch.float32)
     out.copy_(clips.permute(0, 2, 1, 3, 4))
     return out
