@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from gifemo.data.emotions import EMOTIONS
 from gifemo.training import ConfigError, get_metric_value, run_train
@@ -169,3 +170,23 @@ def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
     W = fit_multitask_linear(f.X, ds.y[f.rows], split.train[f.rows], TraceNormPenalty(30.0)).W
     k, _ = choose_k_silhouette(W, range(2, 11))
     assert objects["model"].penalty.k == k == metrics["cv/k"]
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials_and_reports_the_best(session_root, demo_dir, tmp_path):
+    """hparams_search=clustered_mtl_optuna: the Optuna sweeper runs n trials of train.py and
+    reports the best (rho1, rho2, k) by val/pr_auc."""
+    from conftest import tiny_overrides
+
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in tiny_overrides(session_root, tmp_path)
+                 if not o.startswith("paths.output_dir")]
+    cmd = [sys.executable, str(REPO / "train.py"), "hparams_search=clustered_mtl_optuna",
+           "hydra.sweeper.n_trials=2", "features=tags", *overrides, f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(sorted(sweep.glob("*/checkpoint.pt"))) == 2
+    assert "Best parameters" in proc.stdout + proc.stderr
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert 0.0 < best.best_value <= 1.0 and "model.penalty.k" in best.best_params
