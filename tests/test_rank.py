@@ -3,8 +3,8 @@ rate, bad GIFs, backbone hash refusal, the command line."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,17 @@ from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout
 from gifemo.rank import BackboneMismatchError, RankError, rank_gifs
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import rank as rank_cli  # noqa: E402  (scripts/rank.py)
+
+
+def _load_script(name: str):
+    """scripts/<name>.py as a module object (without adding scripts/ to sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"gifemo_script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rank_cli = _load_script("rank")
 
 RUN = {"accelerator": "cpu", "progress": False}
 
