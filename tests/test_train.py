@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from gifemo.data.emotions import EMOTIONS
+from gifemo.eval.metrics import NoPositivesWarning
 from gifemo.training import ConfigError, get_metric_value, run_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,16 +77,50 @@ def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extr
 
 
 def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
-    """features=tags runs no C3D; select_rho picks a grid value by 5-fold CV."""
+    """features=tags runs no C3D; select_rho=true fits the ρ that an independent
+    select_rho_cv on the same split and features picks (and that is not the grid's first)."""
+    from gifemo.eval.selection import select_rho_cv
+    from gifemo.models.penalties import L1Penalty
+
+    grid = [30.0, 3.0, 0.3]
     cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true",
-                                 "model.cv_grid=[30.0,3.0,0.3]"])
+                                 f"model.cv_grid=[{','.join(map(str, grid))}]"])
     metrics, objects = run_train(cfg)
-    model = objects["model"]
+    model, f, ds, split = objects["model"], objects["features"], objects["dataset"], objects["split"]
     assert model.layout.visual_dim == 0 and model.layout.tag_dim > 0
-    assert model.penalty.rho in (30.0, 3.0, 0.3)
-    assert math.isfinite(metrics["cv/best_score"])
+    r = f.rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoPositivesWarning)  # an emotion-fold without positives
+        sel = select_rho_cv(f.X, ds.y[r], ds.positive[r], split.train[r], split.fold[r], L1Penalty,
+                            grid, tol=model.tol, max_iter=model.max_iter)
+    assert sel.best == grid[int(np.argmax(sel.scores))]  # highest mean fold PR-AUC
+    assert sel.best_index != 0, "pick a grid whose first value does not win, or the test is blind"
+    assert model.penalty.rho == sel.best
+    assert metrics["cv/best_index"] == sel.best_index
+    assert metrics["cv/best_score"] == pytest.approx(sel.scores[sel.best_index])
     ckpt = torch.load(objects["checkpoint_path"], weights_only=True)
-    assert ckpt["backbone"] is None and ckpt["penalty"]["rho"] == model.penalty.rho
+    assert ckpt["backbone"] is None and ckpt["penalty"]["rho"] == sel.best
+
+
+def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
+    """select_k: k from k-means silhouette on the trace-norm W's columns (paper Fig. 6), equal to
+    an independent fit + choose_k_silhouette on the same split (configured k is another value)."""
+    from gifemo.eval.selection import choose_k_silhouette
+    from gifemo.models.penalties import TraceNormPenalty
+    from gifemo.models.solvers import fit_multitask_linear
+
+    configured_k = 10
+    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "select_k=true", f"model.k={configured_k}",
+                                 "select_k_trace_rho=30.0", "features=tags", "evaluate_test=false",
+                                 "save_checkpoint=false"])
+    metrics, objects = run_train(cfg)
+    f, ds, split = objects["features"], objects["dataset"], objects["split"]
+    model = objects["model"]
+    W = fit_multitask_linear(f.X, ds.y[f.rows], split.train[f.rows], TraceNormPenalty(30.0),
+                             tol=model.tol, max_iter=model.max_iter).W
+    k, _ = choose_k_silhouette(W, range(2, 11))
+    assert k != configured_k, "the configured k must differ from the chosen one, or the test is blind"
+    assert model.penalty.k == k == metrics["cv/k"]
 
 
 def test_minibatch_fit_reports_gap_to_exact_optimum(compose_cfg, tmp_path):
@@ -151,19 +187,3 @@ def test_multirun_gives_each_job_its_own_dir(session_root, demo_dir, tmp_path):
     kinds = sorted(torch.load(c, weights_only=True)["penalty"]["name"] for c in ckpts)
     assert kinds == ["lasso", "ridge"]
     assert proc.stdout.count("PR-AUC") == 2
-
-
-@pytest.mark.slow
-def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
-    """select_k: k from k-means silhouette on the trace-norm W's columns (paper Fig. 6)."""
-    from gifemo.eval.selection import choose_k_silhouette
-    from gifemo.models.penalties import TraceNormPenalty
-    from gifemo.models.solvers import fit_multitask_linear
-
-    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "select_k=true",
-                                 "select_k_trace_rho=30.0", "features=tags"])
-    metrics, objects = run_train(cfg)
-    f, ds, split = objects["features"], objects["dataset"], objects["split"]
-    W = fit_multitask_linear(f.X, ds.y[f.rows], split.train[f.rows], TraceNormPenalty(30.0)).W
-    k, _ = choose_k_silhouette(W, range(2, 11))
-    assert objects["model"].penalty.k == k == metrics["cv/k"]
