@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from gifemo.data.emotions import EMOTIONS, emotion_index
-from gifemo.data.labels import Vote, VoteError, label_targets, trueskill_scores
+from gifemo.data.labels import Vote, VoteError, is_positive, label_targets, trueskill_scores
 
 MU0, SIGMA0 = 25.0, 25.0 / 3.0
 BETA, TAU, P_DRAW = SIGMA0 / 2, SIGMA0 / 100, 0.10
@@ -127,6 +127,15 @@ def test_label_targets_hand_worked():
     # y > 25 strictly: 28, 27, 26 positive; exactly 25 is not
     np.testing.assert_array_equal(positive, [[True, True, False], [False, False, True]])
     np.testing.assert_array_equal(mask, [[True, True, False], [True, True, True]])
+
+
+def test_is_positive_is_strict_nan_safe_and_masked():
+    y = np.array([25.0, np.nextafter(25.0, 30.0), 24.999, np.nan, 40.0])
+    np.testing.assert_array_equal(is_positive(y), [False, True, False, False, True])
+    mask = np.array([True, True, True, True, False])
+    np.testing.assert_array_equal(is_positive(y, mask), [False, True, False, False, False])
+    assert is_positive(np.float32(25.0)) == False  # noqa: E712 (a 0-d array, not a bool)
+    assert is_positive([[26.0]]).shape == (1, 1)
 
 
 def test_many_wins_make_a_positive():

@@ -32,7 +32,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from gifemo.data.emotions import EMOTIONS
-from gifemo.data.labels import MU0
+from gifemo.data.labels import is_positive
 from gifemo.eval.metrics import PRSummary, evaluate_rankings
 from gifemo.eval.plots import plot_pr_curves
 
@@ -155,9 +155,9 @@ class PRMetricsCallback(Callback):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, scores: np.ndarray, y: np.ndarray, mask: np.ndarray) -> PRSummary:
-        """The summary of one split (positive = y > 25 inside the mask)."""
-        positive = mask & (y > MU0)
-        return evaluate_rankings(positive, scores, mask, n_pos=self.n_pos, n_all=self.n_all)
+        """The summary of one split (positives: :func:`~gifemo.data.labels.is_positive`)."""
+        return evaluate_rankings(is_positive(y, mask), scores, mask, n_pos=self.n_pos,
+                                 n_all=self.n_all)
 
     def _finish(self, stage: str, trainer, pl_module) -> None:
         parts = self._outputs[stage]
@@ -203,7 +203,7 @@ class PRMetricsCallback(Callback):
             png = plot_pr_curves(summary, out_dir / f"{stage}_pr_curve.png", title=title,
                                  emotions=emotions, n_pos=self.n_pos, n_all=self.n_all)
             files.append(png)
-        rows = summary_rows(summary, mask & (y > MU0), mask, emotions, self.n_pos, self.n_all)
+        rows = summary_rows(summary, is_positive(y, mask), mask, emotions, self.n_pos, self.n_all)
         if self.table:
             files.extend(write_table(rows, out_dir, f"{stage}_pr_table"))
         self.files[stage] = files
