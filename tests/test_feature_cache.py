@@ -1,5 +1,6 @@
 """Feature cache: mean-L2 features, reuse, invalidation rules, resume, bad files."""
 import csv
+import hashlib
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ from gifemo.data.decode import decode
 from gifemo.data.manifest import load_dataset, write_dataset
 from gifemo.features import extract as extract_mod
 from gifemo.features import ensure_visual_features
-from gifemo.features.cache import FeatureCache, fingerprint_files
+from gifemo.features.cache import FeatureCache, canonical_json, fingerprint_files, settings_key
 from gifemo.file_hash import file_sha256
 from gifemo.features.pooling import ClipMeanAccumulator, mean_l2
 from gifemo.features.writer import ShardWriter
@@ -70,6 +71,20 @@ def test_mean_l2_and_accumulator_match_numpy():
     assert [(g, n) for g, _, n in done] == [(3, 5)] and len(acc) == 0
     np.testing.assert_allclose(done[0][1], mean_l2(x), rtol=1e-6)
     np.testing.assert_array_equal(mean_l2(np.zeros((2, 3))), 0.0)  # no NaN for zero fc6
+
+
+def test_settings_key_is_canonical_and_changes_with_any_setting(tmp_path):
+    a = {"b": 1, "a": [1, 2], "c": {"y": None, "x": 0.5}, "name": "d\u00e9mo"}
+    text = '{"a":[1,2],"b":1,"c":{"x":0.5,"y":null},"name":"d\\u00e9mo"}'  # by hand
+    assert canonical_json(a) == text
+    assert settings_key(a) == hashlib.sha256(text.encode("ascii")).hexdigest()
+    assert settings_key(dict(reversed(list(a.items())))) == settings_key(a)  # key order
+    for changed in ({**a, "b": 2}, {**a, "a": [2, 1]}, {**a, "c": {"y": None, "x": 0.25}},
+                    {**a, "d": 0}, {k: v for k, v in a.items() if k != "b"}):
+        assert settings_key(changed) != settings_key(a), changed
+    cache = FeatureCache(tmp_path, {**a, "kind": "c3d"})
+    assert cache.dir == tmp_path / f"c3d-{settings_key({**a, 'kind': 'c3d'})[:16]}"
+    assert FeatureCache(tmp_path, a).dir.name.startswith("features-")
 
 
 def test_features_are_l2_normalised_means_over_clips(tmp_path):
