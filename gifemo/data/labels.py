@@ -176,7 +176,7 @@ def label_targets(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.nda
     mask = ~np.isnan(mu)
     if not np.array_equal(mask, ~np.isnan(sigma)):
         bad = np.argwhere(mask != ~np.isnan(sigma))[0]
-        raise ValueError(f"mu and sigma disagree about which entries are labelled (first at {tuple(bad)})")
+        raise ValueError(f"mu and sigma disagree about which entries are labelled (first at {tuple(int(i) for i in bad)})")
     if np.any(sigma[mask] < 0) or not np.all(np.isfinite(mu[mask]) & np.isfinite(sigma[mask])):
         raise ValueError("sigma must be finite and >= 0 and mu finite where labelled")
     y = mu - 3.0 * sigma
