@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.slow]  # end to end (training run, C3D features, refits): `make test-all`
 
 
 def test_campaign_from_a_training_checkpoint_matches_rank_and_reranks(trained_lasso, demo_dir, tmp_path):

@@ -105,7 +105,7 @@ def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
     from gifemo.models.penalties import L1Penalty
 
     grid = [30.0, 3.0, 0.3]
-    cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true",
+    cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true", "data.split.n_folds=3",
                                  f"model.cv_grid=[{','.join(map(str, grid))}]"])
     metrics, objects = run_train(cfg)
     model, f, ds, split = objects["model"], objects["features"], objects["dataset"], objects["split"]
@@ -145,6 +145,7 @@ def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
     assert model.penalty.k == k == metrics["cv/k"]
 
 
+@pytest.mark.slow  # the minibatch maths is tested fast in test_recognizer; this is the wiring
 def test_minibatch_fit_reports_gap_to_exact_optimum(compose_cfg, tmp_path):
     cfg = compose_cfg(tmp_path, ["model=ridge", "model.rho=10.0", "model.fit=minibatch",
                                  "model.optimizer.lr=0.05", "trainer.max_epochs=100",
