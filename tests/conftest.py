@@ -99,8 +99,9 @@ def _quiet_threads():
 
     old = torch.get_num_threads()
     torch.set_num_threads(min(old, 2))
-    os.environ.setdefault("WANDB_SILENT", "true")
-    yield
+    with pytest.MonkeyPatch.context() as mp:  # the environment is restored afterwards
+        mp.setenv("WANDB_SILENT", os.environ.get("WANDB_SILENT", "true"))
+        yield
     torch.set_num_threads(old)
 
 
