@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # user may install their own CUDA build first: the stamp only installs when missing.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-all collect reproduce clean
+.PHONY: setup demo test test-all mutate screenshot collect reproduce clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,11 +30,25 @@ demo: setup
 		--emotion happiness --top 10 --out $(DEMO_RUN)/ranked_candidates.csv \
 		--cache-dir outputs/feature_cache
 
+# the fast tier (every correctness test of the maths, decoding, cache and app; ~3 min on 2
+# cores) and everything (plus the heavy end-to-end runs marked slow)
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: setup
 	$(BIN)/python -m pytest -q
+
+# mutation testing of the core pure modules with mutmut ([tool.mutmut] in pyproject.toml),
+# then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'
+MUTANTS ?=
+mutate: setup
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install --quiet "mutmut>=3.8,<4"
+	$(BIN)/python -m mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python scripts/mutation_score.py mutants --survivors
+
+# refresh the README's screenshot of the labelling page (the browser test writes it there)
+screenshot: setup
+	GIFEMO_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_collect_browser.py
 
 # the paper's Tables 1, 2, 4 and Figures 6-10 on the demo set, quick setting (~6-10 min on 2 cores)
 reproduce: setup
@@ -47,4 +61,4 @@ collect: setup
 	$(BIN)/python scripts/collect.py demo --db $(COLLECT_DB) --port $(COLLECT_PORT)
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) outputs multirun .pytest_cache mutants

@@ -58,6 +58,13 @@ def demo_dir(session_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_run_overrides(session_root):
+    """``small_run_overrides(run_dir) -> list[str]``: :func:`tiny_overrides` for this session
+    (for tests that start ``train.py`` themselves)."""
+    return lambda run_dir: tiny_overrides(session_root, Path(run_dir))
+
+
+@pytest.fixture(scope="session")
 def compose_cfg(session_root, demo_dir):
     """``compose_cfg(run_dir, overrides=[...], return_hydra_config=False) -> DictConfig``."""
     from hydra import compose, initialize_config_dir
@@ -92,8 +99,9 @@ def _quiet_threads():
 
     old = torch.get_num_threads()
     torch.set_num_threads(min(old, 2))
-    os.environ.setdefault("WANDB_SILENT", "true")
-    yield
+    with pytest.MonkeyPatch.context() as mp:  # the environment is restored afterwards
+        mp.setenv("WANDB_SILENT", os.environ.get("WANDB_SILENT", "true"))
+        yield
     torch.set_num_threads(old)
 
 

@@ -121,6 +121,31 @@ def test_wandb_logger_gets_image_and_table(tmp_path, monkeypatch):
     wandb.finish()
 
 
+def test_label_exactly_25_is_not_positive_through_the_callback(tmp_path):
+    """y = 25.0 exactly (µ = µ₀ + 3σ) is a negative (§3.2: y > 25): through a real Trainer,
+    every emotion has 1 positive among 4 labelled GIFs, ranked second."""
+    y_col = np.array([25.0, 26.0, 25.0, 10.0], np.float32)
+    Y = np.repeat(y_col[:, None], T, axis=1)
+    X = np.repeat(np.array([3.0, 2.0, 1.0, 0.0], np.float32)[:, None], T, axis=1)  # scores
+    M = np.ones((4, T), bool)
+    m = LinearRecognizer(layout=FeatureLayout("visual", T, 0))
+    with torch.no_grad():
+        m.head.W.copy_(torch.eye(T))
+    dm = FeatureDataModule(batch_size=3)
+    dm.set_features(X, Y, {"test": M})
+    cb = PRMetricsCallback(out_dir=str(tmp_path), n_pos=3000, n_all=50000, plot=False)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[cb], enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.test(m, datamodule=dm, verbose=False)
+    got = cb.metrics["test"]
+    assert got["test/unsorted_pr_auc"] == pytest.approx(0.25)  # 1 positive of 4, not 3 of 4
+    # the one positive is ranked 2nd: precision 1/2 at every recall -> PR-AUC 0.5 (hand-worked)
+    assert got["test/pr_auc"] == pytest.approx(0.5, abs=1e-9)
+    assert got["test/n_emotions"] == T
+    rows = list(csv.DictReader(open(tmp_path / "test_pr_table.csv")))
+    assert [int(r["n_positive"]) for r in rows[:T]] == [1] * T
+
+
 def test_rejects_bad_configuration_and_step_outputs():
     with pytest.raises(ValueError, match="n_pos"):
         PRMetricsCallback(n_pos=10, n_all=5)

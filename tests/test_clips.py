@@ -118,11 +118,11 @@ def test_cap_larger_than_clip_count_keeps_all():
     assert clip_starts(40, max_clips=len(clip_starts(40))) == clip_starts(40)
 
 
-def test_capped_clips_are_the_same_clips(caplog):
+def test_capped_clips_are_the_same_clips(caplog, monkeypatch):
     rng = np.random.default_rng(2)
     rgb = rng.integers(0, 256, (50, 40, 60, 3), dtype=np.uint8)
     full = make_clips(rgb)
-    clips._cap_reported = False
+    monkeypatch.setattr(clips, "_cap_reported", False)  # restored after the test
     with caplog.at_level(logging.INFO, logger="gifemo.data.clips"):
         capped = make_clips(rgb, max_clips=2)
     assert any("clip cap" in r.message for r in caplog.records)

@@ -4,17 +4,11 @@ re-ranking refits the head on the real cached features."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-_MISSING = [m for m in ("gifemo.checkpoint", "gifemo.rank", "gifemo.training")
-            if importlib.util.find_spec(m) is None]
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(bool(_MISSING), reason=f"needs {', '.join(_MISSING)} (checkpoint/ranking not built yet)"),
-]
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.slow]  # end to end (training run, C3D features, refits): `make test-all`
 
 
 def test_campaign_from_a_training_checkpoint_matches_rank_and_reranks(trained_lasso, demo_dir, tmp_path):

@@ -25,7 +25,11 @@ from gifemo.data.decode import BACKENDS, DecodeLimits, GifDecodeError, decode, d
 from gifgen import Img, gif_bytes, header, image_block, many_frames_gif
 
 PALETTE = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
-WALL_S = 5.0  # every bad file must be rejected well within this
+# Time budgets, not speed claims: they tell "rejected early" from "decoded in full or hung"
+# (a FIFO blocks forever, 100k frames take minutes to decode), with ample slack for a loaded
+# shared 2-core box (each case takes well under a second there). The suite-wide
+# pytest-timeout catches a real hang.
+WALL_S = 20.0
 
 
 def _good_gif(n=3, h=8, w=10) -> bytes:
@@ -167,7 +171,7 @@ def test_isolated_worker_matches_in_process_and_survives_hang_and_crash(tmp_path
     t0 = time.monotonic()
     with pytest.raises(GifDecodeError, match="timed out") as info:
         decode(path, limits=DecodeLimits(timeout_s=0.3), isolate=True)
-    assert time.monotonic() - t0 < 3 and str(path) in str(info.value)
+    assert time.monotonic() - t0 < 0.3 + WALL_S and str(path) in str(info.value)  # not the hang
     assert worker.poll() is not None  # it was killed
 
     assert np.array_equal(decode(path, "pillow", isolate=True).rgb, direct.rgb)  # restarted

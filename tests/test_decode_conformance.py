@@ -1,4 +1,4 @@
-"""Every decoder backend against the shared GIF conformance suites (../shared/gif-conformance).
+"""Every decoder backend against the GIF conformance suites vendored in tests/data/gif-conformance.
 
 pygif (robert-ancell/pygif test-suite, 84 cases): each ``<name>.conf`` gives the screen size,
 loop count and, per frame, the expected RGBA pixels (``.rgba`` or ``.png``) and delay in
@@ -26,7 +26,7 @@ import pytest
 
 from gifemo.data.decode import BACKENDS, GifDecodeError, decode
 
-SUITES = Path(__file__).resolve().parents[2] / "shared" / "gif-conformance"
+SUITES = Path(__file__).resolve().parent / "data" / "gif-conformance"  # see its README (licences)
 PYGIF, PETERDN = SUITES / "pygif", SUITES / "peterdn"
 
 _NO_PIXELS = ("policy: a GIF that holds no pixel data is reported as a bad file "
@@ -43,12 +43,16 @@ XFAIL = {  # (suite, case) -> reason; the same for every backend
 }
 
 
+N_PYGIF, N_PETERDN = 84, 13  # cases in the vendored suites
+
+
 def _pygif_cases() -> list[str]:
-    return (PYGIF / "TESTS").read_text().split() if (PYGIF / "TESTS").is_file() else []
+    """The case names of pygif's TESTS file (missing suite: collection fails, never skips)."""
+    return (PYGIF / "TESTS").read_text().split()
 
 
 def _peterdn_cases() -> list[str]:
-    return sorted(p.stem for p in PETERDN.glob("*.gif")) if PETERDN.is_dir() else []
+    return sorted(p.stem for p in PETERDN.glob("*.gif"))
 
 
 def _params():
@@ -141,8 +145,16 @@ def _problems(frames, expected, loop) -> list[str]:
     return problems
 
 
-@pytest.mark.skipif(not SUITES.is_dir(), reason="../shared/gif-conformance is absent")
-@pytest.mark.parametrize("backend,suite,name", PARAMS or [pytest.param("-", "-", "-", marks=pytest.mark.skip)])
+def test_the_vendored_suites_are_complete():
+    """Every case of both suites is here (a lost file must fail the run, not shrink it)."""
+    assert len(_pygif_cases()) == N_PYGIF and len(_peterdn_cases()) == N_PETERDN
+    assert (PYGIF / "LICENSE").is_file() and (PETERDN / "LICENSE").is_file()
+    assert len(PARAMS) == (N_PYGIF + N_PETERDN) * len(BACKENDS)
+    for name in _pygif_cases():
+        assert (PYGIF / f"{name}.conf").is_file(), name
+
+
+@pytest.mark.parametrize("backend,suite,name", PARAMS)
 def test_conformance_case(backend, suite, name):
     path, expected, loop = (_pygif_expected if suite == "pygif" else _peterdn_expected)(name)
     result = _results.setdefault((backend, suite), [])
@@ -159,7 +171,6 @@ def test_conformance_case(backend, suite, name):
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.skipif(not SUITES.is_dir(), reason="../shared/gif-conformance is absent")
 @pytest.mark.parametrize("path", sorted(PYGIF.glob("*.gif")) + sorted(PETERDN.glob("*.gif")),
                          ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_backends_agree(path):

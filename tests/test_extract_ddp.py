@@ -4,7 +4,10 @@ The real sharding (PackedClipBatches -> shard_for_rank) and writing (ShardBuffer
 run in two processes joined by a gloo process group; the features come from a stand-in
 "network" (a fixed function of the clip) so that the test is about who writes what.
 A second pass feeds the writer through torch's DistributedSampler, which pads by repeating
-samples, to show the writer drops the repeats.
+samples: with 7 GIFs on 2 ranks the repeated GIF lands on the *other* rank, so that pass shows
+the ownership rule (a rank drops GIFs it does not own). The "first time only" rule -- the
+same GIF handed twice to ONE rank is written once -- is tested on its own, in one process,
+by :func:`test_same_gif_twice_on_one_rank_is_written_once`.
 """
 import json
 from collections import Counter
@@ -136,4 +139,32 @@ def test_two_gloo_ranks_write_each_gif_exactly_once(tmp_path):
     seen = [json.loads((tmp_path / f"sampler-{r}.json").read_text()) for r in range(2)]
     handed_out = seen[0]["sampler"] + seen[1]["sampler"]
     assert len(handed_out) == 8 and len(set(handed_out)) == 7  # the sampler repeated one GIF
-    assert seen[0]["dropped"] + seen[1]["dropped"] >= 1  # ... and the writer dropped it
+    repeated = [g for g in set(handed_out) if handed_out.count(g) == 2]
+    assert all(seen[r]["sampler"].count(g) <= 1 for r in range(2) for g in repeated)  # on two ranks
+    assert seen[0]["dropped"] + seen[1]["dropped"] >= 1  # ... and the non-owner dropped it
+
+
+def _one_gif_batch(gif):
+    _, clips = _FakeGifs()[gif]
+    n = clips.shape[0]
+    return ClipBatch(clips, torch.full((n,), gif), torch.arange(n), torch.full((n,), n), []), \
+        _features(clips)
+
+
+def test_same_gif_twice_on_one_rank_is_written_once(tmp_path):
+    """A padding sampler may hand one rank the same GIF again (good or bad): it is written once,
+    with the features of its first pass."""
+    cache = FeatureCache(tmp_path, _settings("repeat")).create()
+    writer = ShardBuffer(cache, WORK, _describe(), shard_size=100)
+    writer.bind(0, 1)  # one rank owns every GIF of the work
+    for gif in (1, 3, 1, 3):
+        writer.consume(*_one_gif_batch(gif))
+    writer.consume(_bad_batch(5, "truncated"), torch.zeros((0, D)))
+    writer.consume(_bad_batch(5, "truncated"), torch.zeros((0, D)))
+    writer.flush()
+    rows, bad = _entries(cache)
+    assert [i for i, _ in rows] == ["g1", "g3"] and bad == ["g5"]
+    for gif_id, feat in rows:
+        np.testing.assert_allclose(feat, _expected(int(gif_id[1:])), rtol=1e-6)
+    assert writer.n_gifs == 2 and writer.n_bad == 1
+    assert writer.n_dropped == N_CLIPS[1] + N_CLIPS[3] + 1  # the repeats' clips and bad entry

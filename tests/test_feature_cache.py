@@ -1,5 +1,6 @@
 """Feature cache: mean-L2 features, reuse, invalidation rules, resume, bad files."""
 import csv
+import hashlib
 import os
 
 import numpy as np
@@ -12,7 +13,8 @@ from gifemo.data.decode import decode
 from gifemo.data.manifest import load_dataset, write_dataset
 from gifemo.features import visual_features as extract_mod
 from gifemo.features import ensure_visual_features
-from gifemo.features.cache import FeatureCache
+from gifemo.features.cache import FeatureCache, canonical_json, fingerprint_files, settings_key
+from gifemo.file_hash import file_sha256
 from gifemo.models.pooling import ClipMeanAccumulator, mean_l2
 from gifemo.features.writer import ShardWriter
 from gifemo.models.c3d import build_backbone
@@ -71,6 +73,20 @@ def test_mean_l2_and_accumulator_match_numpy():
     np.testing.assert_array_equal(mean_l2(np.zeros((2, 3))), 0.0)  # no NaN for zero fc6
 
 
+def test_settings_key_is_canonical_and_changes_with_any_setting(tmp_path):
+    a = {"b": 1, "a": [1, 2], "c": {"y": None, "x": 0.5}, "name": "d\u00e9mo"}
+    text = '{"a":[1,2],"b":1,"c":{"x":0.5,"y":null},"name":"d\\u00e9mo"}'  # by hand
+    assert canonical_json(a) == text
+    assert settings_key(a) == hashlib.sha256(text.encode("ascii")).hexdigest()
+    assert settings_key(dict(reversed(list(a.items())))) == settings_key(a)  # key order
+    for changed in ({**a, "b": 2}, {**a, "a": [2, 1]}, {**a, "c": {"y": None, "x": 0.25}},
+                    {**a, "d": 0}, {k: v for k, v in a.items() if k != "b"}):
+        assert settings_key(changed) != settings_key(a), changed
+    cache = FeatureCache(tmp_path, {**a, "kind": "c3d"})
+    assert cache.dir == tmp_path / f"c3d-{settings_key({**a, 'kind': 'c3d'})[:16]}"
+    assert FeatureCache(tmp_path, a).dir.name.startswith("features-")
+
+
 def test_features_are_l2_normalised_means_over_clips(tmp_path):
     root = _make_dataset(tmp_path / "data")
     table = ensure_visual_features(root, tmp_path / "cache", BACKBONE, None, None, run=RUN)
@@ -109,6 +125,46 @@ def test_touched_file_is_not_rehashed_into_a_recompute(tmp_path):
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime
     table = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
     assert table.n_computed == 0
+
+
+def _same_size_edit(path):
+    """Change a GIF's pixels without changing its size: invert its global colour table."""
+    data = bytearray(path.read_bytes())
+    flags = data[10]
+    assert flags & 0x80, "the test GIF needs a global colour table"
+    n = 3 * 2 ** ((flags & 7) + 1)
+    data[13:13 + n] = bytes(255 - b for b in data[13:13 + n])
+    st = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an edit moves the mtime
+    return st.st_size
+
+
+def test_fingerprint_rehashes_a_same_size_edit_and_trusts_unchanged_stat(tmp_path):
+    p = tmp_path / "a.gif"
+    _write_gif(p, 3, seed=0)
+    (before,), n = fingerprint_files([p])
+    assert n == 1
+    known = {str(p): {"size": before.size, "mtime_ns": before.mtime_ns, "sha256": "stale"}}
+    (same,), n = fingerprint_files([p], known)
+    assert n == 0 and same.sha256 == "stale"  # unchanged (size, mtime): not re-read
+    size = _same_size_edit(p)
+    assert p.stat().st_size == size == before.size
+    (after,), n = fingerprint_files([p], known)
+    assert n == 1 and after.sha256 == file_sha256(p) != before.sha256
+
+
+def test_same_size_edit_is_recomputed(tmp_path):
+    """A GIF edited in place to the same byte size (new mtime) gets new features."""
+    root = _make_dataset(tmp_path / "data")
+    first = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    p = root / "gifs" / "g2.gif"
+    size = _same_size_edit(p)
+    assert p.stat().st_size == size
+    second = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    assert second.n_computed == 1
+    assert not np.allclose(second.visual[2], first.visual[2])
+    np.testing.assert_allclose(second.visual[2], _reference_features([p])[0], rtol=1e-4, atol=1e-6)
 
 
 def test_changed_gif_recomputes_only_that_gif(tmp_path):
@@ -202,3 +258,34 @@ def test_bad_files_are_skipped_listed_and_remembered(tmp_path, monkeypatch):
                         lambda *a, **k: pytest.fail("known bad file was decoded again"))
     again = ensure_visual_features(dataset, tmp_path / "cache", BACKBONE, run=RUN, run_dir=run_dir)
     assert len(again.bad) == 2 and again.n_computed == 0
+
+
+def test_known_bad_file_is_retried_under_other_limits_or_retry_bad(tmp_path, monkeypatch):
+    """A file over the decode limits is remembered with those limits: the same limits skip it,
+    raised limits retry (and succeed), ``retry_bad`` retries under the same limits."""
+    root = _make_dataset(tmp_path / "data", frames=[2, 30])
+    tight = {"backend": "pyav", "max_frames": 10}
+    first = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight, run=RUN)
+    assert first.ids == ["g0"] and [os.path.basename(p) for p, _ in first.bad] == ["g1.gif"]
+
+    calls = []
+    real = extract_mod.extract_features
+
+    def counting(dataset, work, *a, **k):
+        calls.append([dataset.ids[i] for i in work])
+        return real(dataset, work, *a, **k)
+
+    monkeypatch.setattr(extract_mod, "extract_features", counting)
+    again = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight, run=RUN)
+    assert calls == [] and len(again.bad) == 1  # same limits: not decoded again
+
+    retried = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight, run=RUN,
+                                     retry_bad=True)
+    assert calls == [["g1"]] and len(retried.bad) == 1  # retried, still over the limit
+
+    raised = ensure_visual_features(root, tmp_path / "cache", BACKBONE,
+                                    decode={**tight, "max_frames": 100}, run=RUN)
+    assert calls[-1] == ["g1"] and raised.n_computed == 1
+    assert raised.ids == ["g0", "g1"] and raised.bad == []
+    np.testing.assert_allclose(raised.visual[1], _reference_features([root / "gifs" / "g1.gif"])[0],
+                               rtol=1e-4, atol=1e-6)

@@ -7,7 +7,8 @@ import pytest
 from scipy.stats import norm
 
 from gifemo.data.emotions import EMOTIONS, emotion_index
-from gifemo.data.labels import Vote, VoteError, label_targets, trueskill_scores
+from gifemo.data.labels import (Vote, VoteError, is_positive, label_targets, trueskill_scores,
+                                 vote_problems)
 
 MU0, SIGMA0 = 25.0, 25.0 / 3.0
 BETA, TAU, P_DRAW = SIGMA0 / 2, SIGMA0 / 100, 0.10
@@ -129,6 +130,15 @@ def test_label_targets_hand_worked():
     np.testing.assert_array_equal(mask, [[True, True, False], [True, True, True]])
 
 
+def test_is_positive_is_strict_nan_safe_and_masked():
+    y = np.array([25.0, np.nextafter(25.0, 30.0), 24.999, np.nan, 40.0])
+    np.testing.assert_array_equal(is_positive(y), [False, True, False, False, True])
+    mask = np.array([True, True, True, True, False])
+    np.testing.assert_array_equal(is_positive(y, mask), [False, True, False, False, False])
+    assert is_positive(np.float32(25.0)) == False  # noqa: E712 (a 0-d array, not a bool)
+    assert is_positive([[26.0]]).shape == (1, 1)
+
+
 def test_many_wins_make_a_positive():
     votes = [Vote("relief", "star", f"o{k}", "left") for k in range(30)]
     ids = ["star"] + [f"o{k}" for k in range(30)]
@@ -177,3 +187,37 @@ def test_label_targets_rejects_inconsistent_inputs():
         label_targets(np.array([[1.0, 2.0]]), np.array([[1.0, np.nan]]))
     with pytest.raises(ValueError, match="sigma"):
         label_targets(np.array([[1.0]]), np.array([[-1.0]]))
+
+
+def test_label_targets_names_the_first_inconsistent_entry_and_rejects_infinities():
+    mu, sigma = np.ones((2, 3)), np.ones((2, 3))
+    sigma[1, 2] = np.nan  # mu labelled, sigma not
+    with pytest.raises(ValueError, match=r"first at \(1, 2\)"):
+        label_targets(mu, sigma)
+    for bad_mu, bad_sigma in ((np.inf, 1.0), (1.0, np.inf), (-np.inf, 1.0)):
+        with pytest.raises(ValueError, match="finite"):
+            label_targets(np.array([[bad_mu]]), np.array([[bad_sigma]]))
+
+
+def test_malformed_votes_are_listed_not_crashed_on():
+    votes = [("fear", "a", "b"), ["fear", "a", "b", "left"], Vote("fear", "a", "zz", "left"),
+             Vote("fear", "yy", "b", "left")]
+    problems = vote_problems(votes, ["a", "b"])
+    assert problems == [(0, "not a (emotion, left, right, choice) vote: ('fear', 'a', 'b')"),
+                        (1, "not a (emotion, left, right, choice) vote: ['fear', 'a', 'b', 'left']"),
+                        (2, "right GIF id 'zz' is not in the dataset"),
+                        (3, "left GIF id 'yy' is not in the dataset")]
+    assert vote_problems(votes[2:]) == []  # without ids, unknown GIFs are not a problem
+
+
+def test_vote_error_message_lists_twenty_then_counts_the_rest():
+    problems = [(i, f"reason {i}") for i in range(23)]
+    text = str(VoteError(problems))
+    assert text.startswith("23 bad vote(s):\n  vote 0: reason 0\n  vote 1: reason 1\n")
+    assert "  vote 19: reason 19\n  … and 3 more" in text and "vote 20" not in text
+    assert str(VoteError(problems[:20])).endswith("  vote 19: reason 19")  # no "more" line
+
+
+def test_duplicate_ids_are_named():
+    with pytest.raises(ValueError, match=r"duplicated GIF ids: \['a', 'c'\]"):
+        trueskill_scores([], ["a", "b", "a", "c", "c", "d"])

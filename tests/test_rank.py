@@ -3,8 +3,8 @@ rate, bad GIFs, backbone hash refusal, the command line."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,17 @@ from gifemo.models.penalties import RidgePenalty
 from gifemo.rank import BackboneMismatchError, RankError, rank_gifs
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import rank as rank_cli  # noqa: E402  (scripts/rank.py)
+
+
+def _load_script(name: str):
+    """scripts/<name>.py as a module object (without adding scripts/ to sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"gifemo_script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rank_cli = _load_script("rank")
 
 RUN = {"accelerator": "cpu", "progress": False}
 
@@ -40,10 +49,31 @@ def _enrichment(scores: np.ndarray, positive: np.ndarray, mask: np.ndarray, k: i
     return float(np.mean(prec)), float(np.mean(base)), len(prec)
 
 
+def _ap_and_base(scores: np.ndarray, positive: np.ndarray, mask: np.ndarray):
+    """Mean over emotions (with a positive) of scikit-learn's average precision of the ranking
+    and of the base rate (what a random ranking's average precision is on average)."""
+    from sklearn.metrics import average_precision_score
+
+    ap, base = [], []
+    for t in range(scores.shape[1]):
+        y = positive[mask[:, t], t]
+        if y.any():
+            ap.append(average_precision_score(y, scores[mask[:, t], t]))
+            base.append(y.mean())
+    return float(np.mean(ap)), float(np.mean(base)), len(ap)
+
+
+# Average precision over the base rate on the tiny demo's test pools (~10 GIFs per emotion),
+# lasso rho=1 as trained_lasso, test-split seeds 0-7 (2-core CPU, see the issue's closing note):
+# 0.213 +- 0.037 (mean +- std), smallest 0.162; 0.10 is mean - 3 std. (Top-3 precision over
+# the base rate was 0.058 +- 0.054 on the same runs, below 0 once: too noisy for a margin.)
+AP_OVER_BASE = 0.10
+
+
 def test_ranking_a_manifest_reproduces_training_scores_and_beats_base_rate(
         trained_lasso, session_root, demo_dir, tmp_path):
     """Same backbone, clips, vocabulary: the rank path gives the training path's scores; on
-    each emotion's held-out test GIFs the top of the ranking is richer than the base rate."""
+    each emotion's held-out test GIFs the ranking's average precision beats the base rate."""
     metrics, objects = trained_lasso
     out = tmp_path / "ranked.csv"
     res = rank_gifs(objects["checkpoint_path"], demo_dir, out_csv=out, emotion="happiness",
@@ -55,8 +85,8 @@ def test_ranking_a_manifest_reproduces_training_scores_and_beats_base_rate(
     np.testing.assert_allclose(res.scores, want, rtol=1e-5, atol=1e-5)
     split, ds = objects["split"], objects["dataset"]
     r = feats.rows
-    prec, base, n = _enrichment(res.scores, ds.positive[r], split.test[r], k=3)
-    assert n >= 10 and prec > base, (prec, base)
+    ap, base, n = _ap_and_base(res.scores, ds.positive[r], split.test[r])
+    assert n >= 10 and ap >= base + AP_OVER_BASE, (ap, base)
     rows = list(csv.DictReader(open(out)))
     assert [int(x["rank"]) for x in rows] == list(range(1, len(rows) + 1))
     s = [float(x["score_happiness"]) for x in rows]

@@ -3,8 +3,8 @@
 import numpy as np
 
 from gifemo.data.manifest import load_dataset, write_dataset
-from gifemo.data.labels import Vote
-from gifemo.data.ratings_cache import CACHE_DIR, cached_ratings
+from gifemo.data.labels import Vote, trueskill_scores
+from gifemo.data.ratings_cache import CACHE_DIR, cached_ratings, ratings_key
 
 
 def _dataset(tmp_path, votes):
@@ -40,3 +40,37 @@ def test_damaged_cache_is_recomputed(tmp_path):
     cache.write_bytes(b"garbage")
     again = load_dataset(tmp_path)
     np.testing.assert_array_equal(again.mu, fresh.mu)
+
+
+def test_reordered_manifest_with_the_same_votes_keeps_each_gifs_ratings(tmp_path):
+    """Same votes file, rows of manifest.csv in another order: every GIF keeps its own rating
+    (a key that ignored the ids or their order would hand back the old rows' ratings)."""
+    votes = [Vote("anger", "a", "b", "left"), Vote("anger", "a", "c", "left"),
+             Vote("fear", "c", "b", "right"), Vote("shame", "b", "a", "neither")]
+    _dataset(tmp_path, votes)
+    first = load_dataset(tmp_path)
+    votes_bytes = (tmp_path / "votes.csv").read_bytes()
+    order = ["c", "a", "b"]
+    write_dataset(tmp_path, order, [f"{i}.gif" for i in order], [["y"], ["x"], []], votes=votes)
+    assert (tmp_path / "votes.csv").read_bytes() == votes_bytes  # only the manifest moved
+    second = load_dataset(tmp_path)
+    assert second.ids == order
+    for row, gif in enumerate(order):
+        old = first.ids.index(gif)
+        np.testing.assert_array_equal(second.mu[row], first.mu[old], err_msg=gif)
+        np.testing.assert_array_equal(second.sigma[row], first.sigma[old], err_msg=gif)
+    assert not np.array_equal(second.mu, first.mu, equal_nan=True)  # the rows really moved
+    # and the reordered load equals a computation that never saw a cache
+    fresh_mu, _ = trueskill_scores(votes, order)
+    np.testing.assert_array_equal(second.mu, fresh_mu)
+
+
+def test_key_depends_on_the_ids_their_order_and_the_votes(tmp_path):
+    votes = tmp_path / "votes.csv"
+    votes.write_bytes(b"emotion,left,right,choice\nanger,a,b,left\n")
+    k = ratings_key(votes, ["a", "b"])
+    assert k == ratings_key(votes, ["a", "b"])
+    assert k != ratings_key(votes, ["b", "a"])
+    assert k != ratings_key(votes, ["a", "b", "c"])
+    votes.write_bytes(b"emotion,left,right,choice\nanger,a,b,right\n")
+    assert k != ratings_key(votes, ["a", "b"])

@@ -1,4 +1,4 @@
-"""EmotionRecognizer / GPRecognizer: exact fit vs scikit-learn, minibatch vs exact, raw-GIF
+"""LinearRecognizer / GPRecognizer: exact fit vs scikit-learn, minibatch vs exact, raw-GIF
 scoring vs a hand computation, layout rules (synthetic data; no dataset needed)."""
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LassoCV
 from sklearn.metrics import silhouette_score

@@ -140,6 +140,18 @@ def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndar
     return mu, sigma
 
 
+def is_positive(y, mask=None) -> np.ndarray:
+    """The one positive rule (§3.2): label score ``y = µ − 3σ`` strictly above µ₀ = 25.
+
+    ``y`` is any array-like of label scores (NaN where unlabelled); ``mask``, when given, is
+    where a label exists. Returns bool of ``y``'s shape: False where NaN or outside ``mask``.
+    """
+    positive = np.asarray(y, dtype=np.float64) > MU0  # NaN compares False
+    if mask is not None:
+        positive &= np.asarray(mask, dtype=bool)
+    return positive
+
+
 def label_targets(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regression targets, binary labels and the label mask from TrueSkill ratings (§3.1–3.2).
 
@@ -153,7 +165,7 @@ def label_targets(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.nda
     y : np.ndarray of float64, shape (N, 17)
         ``mu - 3 * sigma`` (NaN where unlabelled).
     positive : np.ndarray of bool, shape (N, 17)
-        ``y > 25`` (False where unlabelled; use ``mask``).
+        :func:`is_positive`: ``y > 25`` (False where unlabelled; use ``mask``).
     mask : np.ndarray of bool, shape (N, 17)
         ``~isnan(mu)``: the GIF has a label for that emotion.
     """
@@ -164,10 +176,8 @@ def label_targets(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.nda
     mask = ~np.isnan(mu)
     if not np.array_equal(mask, ~np.isnan(sigma)):
         bad = np.argwhere(mask != ~np.isnan(sigma))[0]
-        raise ValueError(f"mu and sigma disagree about which entries are labelled (first at {tuple(bad)})")
+        raise ValueError(f"mu and sigma disagree about which entries are labelled (first at {tuple(int(i) for i in bad)})")
     if np.any(sigma[mask] < 0) or not np.all(np.isfinite(mu[mask]) & np.isfinite(sigma[mask])):
         raise ValueError("sigma must be finite and >= 0 and mu finite where labelled")
     y = mu - 3.0 * sigma
-    positive = np.zeros_like(mask)
-    positive[mask] = y[mask] > MU0
-    return y, positive, mask
+    return y, is_positive(y, mask), mask

@@ -36,7 +36,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from gifemo.data.emotions import EMOTIONS
-from gifemo.data.labels import MU0
+from gifemo.data.labels import is_positive
 from gifemo.eval.metrics import PRSummary, evaluate_rankings
 from gifemo.eval.pr_plot import plot_pr_curves
 
@@ -166,9 +166,9 @@ class PRMetricsCallback(Callback):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, scores: np.ndarray, y: np.ndarray, mask: np.ndarray) -> PRSummary:
-        """The summary of one split (positive = y > 25 inside the mask)."""
-        positive = mask & (y > MU0)
-        return evaluate_rankings(positive, scores, mask, n_pos=self.n_pos, n_all=self.n_all)
+        """The summary of one split (positives: :func:`~gifemo.data.labels.is_positive`)."""
+        return evaluate_rankings(is_positive(y, mask), scores, mask, n_pos=self.n_pos,
+                                 n_all=self.n_all)
 
     def _finish(self, stage: str, trainer, pl_module) -> None:
         parts = self._outputs[stage]
@@ -194,7 +194,8 @@ class PRMetricsCallback(Callback):
         for t in np.flatnonzero(summary.included):
             metrics[f"{stage}/pr_auc/{emotions[t]}"] = float(summary.per_emotion_auc[t])
             metrics[f"{stage}/n_tilde/{emotions[t]}"] = float(summary.per_emotion_n_tilde[t])
-        metrics.update(self._extra(stage, scores, mask & (y > MU0), mask, summary.included, emotions))
+        metrics.update(self._extra(stage, scores, is_positive(y, mask), mask, summary.included,
+                                   emotions))
         metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
         self.metrics[stage] = metrics
         for k, v in metrics.items():
@@ -228,7 +229,7 @@ class PRMetricsCallback(Callback):
             png = plot_pr_curves(summary, out_dir / f"{stage}_pr_curve.png", title=title,
                                  emotions=emotions, n_pos=self.n_pos, n_all=self.n_all)
             files.append(png)
-        rows = summary_rows(summary, mask & (y > MU0), mask, emotions, self.n_pos, self.n_all)
+        rows = summary_rows(summary, is_positive(y, mask), mask, emotions, self.n_pos, self.n_all)
         if self.table:
             files.extend(write_table(rows, out_dir, f"{stage}_pr_table"))
         self.files[stage] = files

@@ -337,7 +337,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     }
     vers = software_versions()
     md = [
-        f"# Reproduction of GIFGIF+ Tables 1, 2, 4 and Figures 6–10",
+        "# Reproduction of GIFGIF+ Tables 1, 2, 4 and Figures 6–10",
         "",
         f"Dataset: `{rep.dataset.root}` ({len(rep.dataset)} GIFs, "
         f"{int(rep.dataset.mask.sum())} labelled (GIF, emotion) pairs). Setting: "
