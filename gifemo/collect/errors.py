@@ -49,3 +49,15 @@ class PoolError(CollectError):
     """A candidate pool, head or feature file that cannot be used (names the file)."""
 
     status = 422
+
+
+class PayloadTooLarge(CollectError):
+    """A request body over the app's size limit (refused before it is read)."""
+
+    status = 413
+
+
+class Unavailable(CollectError):
+    """The database cannot take the write now (read-only, full, locked too long); retry later."""
+
+    status = 503
