@@ -423,9 +423,7 @@ def create_app(db_path: str | Path, *, data_root: str | Path | None = None,
         return _clean(reopen_campaign(conn, cid, body.target_np).progress())
 
     @app.post("/api/campaigns/{cid}/export")
-    def export(cid: CampaignId, body: ExportIn | None = None, conn=Depends(db),
-               who: Labeller = Depends(admin)):
-        body = body or ExportIn()
+    def export(cid: CampaignId, body: ExportIn, conn=Depends(db), who: Labeller = Depends(admin)):
         c = get_campaign(conn, cid)
         out = export_root / f"{c.name}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
         return _clean(export_campaign(conn, c.id, out, copy_gifs=body.copy_gifs))
