@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def demo(db: Path, port: int, run_server: bool = True) -> dict:
     from gifemo.collect.demo import build_demo
 
     root = _data_root(db)
+    root.mkdir(parents=True, exist_ok=True)
     files = build_demo(root / "demo")
     conn = connect(db)
     tokens_path = root / "tokens.json"
@@ -88,7 +90,9 @@ def demo(db: Path, port: int, run_server: bool = True) -> dict:
         if who is not None and who.name == name:
             continue
         tokens[name] = rotate_token(conn, name) if name in existing else create_labeller(conn, name, admin=admin)
-    tokens_path.write_text(json.dumps(tokens, indent=2))
+    fd = os.open(tokens_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(tokens, fh, indent=2)
     tokens_path.chmod(0o600)
     try:
         c = get_campaign(conn, "demo-amusement")
