@@ -254,12 +254,17 @@ def test_an_answer_never_runs_a_rerank_and_a_failed_block_is_redone(tmp_path):
         r = env.judge("bob", g, "no")
         assert r.status_code == 201, r.text              # was: stored, then a 500 from the re-rank
     assert r.json()["rerank_queued"] and env.count("reranks") == 0
-    with TestClient(create_app(env.db)) as client:       # a server with its worker running
-        time.sleep(0.5)
-        s = client.get(f"/api/campaigns/{env.cid}", headers=env.h("admin")).json()
-        assert s["n_decided"] == 2 and s["reranks_pending"] == [2] and s["reranks"] == []
-        hidden.rename(feats)                             # the file is back: the block is redone
-        s = _wait_for_reranks(env, client, 1)
+    from gifemo.collect.rerank import run_due_reranks   # what the worker runs, here in-process
+
+    conn = connect(env.db)
+    done, errors = run_due_reranks(conn)
+    assert done == [] and "feature file" in errors[0] and str(feats) not in errors[0]
+    s = env.get("admin", f"/api/campaigns/{env.cid}").json()
+    assert s["n_decided"] == 2 and s["reranks_pending"] == [2] and s["reranks"] == []
+    hidden.rename(feats)                                 # the file is back: the block is redone
+    done, errors = run_due_reranks(conn)
+    assert [d["n_decided"] for d in done] == [2] and errors == []
+    s = env.get("admin", f"/api/campaigns/{env.cid}").json()
     assert [x["n_decided"] for x in s["reranks"]] == [2] and s["reranks_pending"] == []
     assert s["reranks"][0]["n_train"] == 2
 

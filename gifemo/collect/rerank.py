@@ -11,15 +11,23 @@ the feature file was missing — is simply still *due* and is redone later (:fun
 The decision that completes a campaign starts no re-rank. ``rank0`` (the checkpoint's order) is
 never changed, so :mod:`gifemo.collect.replay` can compare against it.
 
-Re-ranking never runs inside a labeller's request: :class:`RerankWorker` is a background thread
-of the server process that runs every due block, woken when an answer completes a block and
-every few seconds anyway (a restart, or another server on the same database).
+Re-ranking never runs inside a labeller's request: :class:`RerankWorker` is a child process of
+the server (:func:`worker_main`, niced, one math thread) that runs every due block, woken
+through its stdin when an answer completes a block and every few seconds anyway (a restart,
+another server on the same database). A process, not a thread: importing torch and refitting
+would otherwise hold the server's interpreter lock for seconds, and every answer with it
+(``benchmarks/collect_latency.py`` measures this). The child exits when the server closes its
+stdin — or dies, kill -9 included.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import select
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,42 +112,74 @@ def run_due_reranks(conn: sqlite3.Connection) -> tuple[list[dict], list[str]]:
 
 
 class RerankWorker:
-    """A daemon thread running :func:`run_due_reranks` on the database at ``db_path``."""
+    """The server's re-rank child process over the database at ``db_path`` (module docstring)."""
 
     def __init__(self, db_path: str | Path, poll_s: float = 2.0):
         self.db_path = Path(db_path)
         self.poll_s = poll_s
-        self.errors: list[str] = []        # of the latest pass
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gifemo-rerank", daemon=True)
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> RerankWorker:
-        self._thread.start()
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-c", "from gifemo.collect.rerank import worker_main; worker_main()",
+                     str(self.db_path), str(self.poll_s)], stdin=subprocess.PIPE, env=env)
         return self
 
     def wake(self) -> None:
-        """Ask for a pass now (an answer completed a block)."""
-        self._wake.set()
+        """Ask for a pass now (an answer completed a block); restarts a child that died."""
+        self.start()
+        with self._lock:
+            try:
+                self._proc.stdin.write(b"w")
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                pass                                     # it is gone; the next wake restarts it
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
+        """Close the child's stdin (it finishes the re-rank in hand and exits), then wait."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
+
+def worker_main(argv: list[str] | None = None) -> None:
+    """The child process: ``DB POLL_S``; runs due re-ranks until its stdin closes."""
+    db, poll_s = (argv or sys.argv[1:])[:2]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s re-rank worker: %(message)s")
+    try:
+        os.nice(10)                                       # answers first on a busy machine
+    except OSError:
+        pass
+    seen: set[str] = set()
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            conn = connect(db)
             try:
-                conn = connect(self.db_path)
-                try:
-                    _, errors = run_due_reranks(conn)
-                finally:
-                    conn.close()
-            except Exception as e:  # noqa: BLE001 - the worker must outlive any one failure
-                errors = [f"{type(e).__name__}: {e}"]
-            for e in errors:
-                if e not in self.errors:
-                    log.error("re-rank: %s", e)
-            self.errors = errors
-            self._wake.wait(self.poll_s)
+                done, errors = run_due_reranks(conn)
+            finally:
+                conn.close()
+        except Exception as e:  # noqa: BLE001 - the worker must outlive any one failure
+            done, errors = [], [f"{type(e).__name__}: {e}"]
+        for r in done:
+            log.info("campaign %s re-ranked at %s decisions (%.2f s)", r["campaign"], r["n_decided"], r["seconds"])
+        for e in set(errors) - seen:
+            log.error("%s", e)
+        seen = set(errors)
+        ready, _, _ = select.select([fd], [], [], float(poll_s))
+        if ready and not os.read(fd, 4096):
+            return                                        # the server closed the pipe or died
