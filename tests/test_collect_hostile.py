@@ -295,9 +295,9 @@ def test_body_limit_before_parsing_and_token_before_reading_on_a_real_server(tmp
     server = start_server(db, tmp_path / "server.log")
     host, port = server.url.removeprefix("http://").split(":")
 
-    def head_only(path, length, token=None):
+    def head_only(path, length, token=None, wait_s=5.0):
         """Send headers announcing ``length`` body bytes, none of the body; the status line."""
-        with socket.create_connection((host, int(port)), timeout=5) as s:
+        with socket.create_connection((host, int(port)), timeout=wait_s) as s:
             auth = f"Authorization: Bearer {token}\r\n" if token else ""
             s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
                       f"Content-Length: {length}\r\n\r\n".encode())
@@ -313,6 +313,6 @@ def test_body_limit_before_parsing_and_token_before_reading_on_a_real_server(tmp
         assert " 401 " in head_only("/api/campaigns/1/judgements", 60_000)      # no token
         assert " 401 " in head_only("/api/campaigns/1/votes", 60_000, "stolen")  # a wrong one
         assert time.monotonic() - t0 < 4.0
-        assert head_only("/api/campaigns/1/judgements", 100, tok) == "no answer before the body"
+        assert head_only("/api/campaigns/1/judgements", 100, tok, wait_s=1.0) == "no answer before the body"
     finally:
         server.stop()

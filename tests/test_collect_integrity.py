@@ -444,3 +444,21 @@ def test_deleted_or_broken_files_are_not_handed_out(env):
     pairs = {tuple(sorted((p["left"], p["right"])))
              for p in (env.get("bob", f"/api/campaigns/{env.cid}/pair").json() for _ in range(5))}
     assert not {g for pr in pairs for g in pr} & set(order[:3])
+
+
+def test_a_version_1_database_is_migrated_on_open_keeping_its_rows(env):
+    """Databases written before the ready / unavailable columns and offered pairs open as before."""
+    import sqlite3
+
+    g = env.next("alice")["gif_id"]
+    assert env.judge("alice", g, "yes").status_code == 201
+    raw = sqlite3.connect(env.db)
+    raw.executescript("ALTER TABLE campaigns DROP COLUMN ready; ALTER TABLE candidates DROP COLUMN unavailable; "
+                      "DROP TABLE offered_pairs; UPDATE meta SET value = '1' WHERE key = 'schema_version';")
+    raw.close()
+    conn = connect(env.db)
+    assert conn.execute("SELECT value FROM meta").fetchone()[0] == "2"
+    assert conn.execute("SELECT ready FROM campaigns").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM judgements").fetchone()[0] == 1
+    conn.close()
+    assert env.next("bob")["gif_id"] == g and env.judge("bob", g, "yes").json()["decided"]

@@ -9,11 +9,16 @@ Every write goes through :func:`transaction`, which starts with ``BEGIN IMMEDIAT
 write lock up front, so two writers never deadlock upgrading a read lock) and commits or rolls
 back as a whole. Connections are cheap; the app opens one per request (``sqlite3`` connections
 must not be shared between threads).
+
+The schema carries a version (``meta.schema_version``); an older database is brought up to
+date on open by the additive statements in :data:`MIGRATIONS` (new columns and tables only,
+so nothing stored is rewritten), one transaction per step.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -180,6 +185,9 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
     return conn
 
 
+_WRITERS = threading.RLock()   # re-entered, SQLite refuses the nested BEGIN (no deadlock)
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Apply :data:`MIGRATIONS` from ``version`` up to :data:`SCHEMA_VERSION`, one transaction each."""
     while version in MIGRATIONS:
@@ -194,14 +202,21 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole transaction back."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole transaction back.
+
+    Writers of one process queue on :data:`_WRITERS` first: SQLite's busy handler polls with
+    sleeps of up to 100 ms, so threads that all wait inside SQLite get the lock late and in
+    no order (answer latency's long tail); queued here, each starts as the last one commits.
+    Other processes still meet SQLite's own lock.
+    """
+    with _WRITERS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 def now() -> float:

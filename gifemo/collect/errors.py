@@ -50,14 +50,3 @@ class PoolError(CollectError):
 
     status = 422
 
-
-class PayloadTooLarge(CollectError):
-    """A request body over the app's size limit (refused before it is read)."""
-
-    status = 413
-
-
-class Unavailable(CollectError):
-    """The database cannot take the write now (read-only, full, locked too long); retry later."""
-
-    status = 503
