@@ -21,7 +21,7 @@ write — read-only, full, locked —; nothing is stored by a request that fails
     GET  /api/campaigns                                     list with progress
     POST /api/campaigns                 (admin)             create: name, emotion, candidates,
                                                             checkpoint, target_np[, features,
-                                                            rerank_every, rerank_rho]
+                                                            weights, rerank_every, rerank_rho]
     GET  /api/campaigns/{id}                                progress, agreement, replay, re-ranks
     GET  /api/campaigns/{id}/next                           next candidate for me (or done)
     POST /api/campaigns/{id}/judgements {"gif_id", "answer": yes|no|skip}  for the GIF ``next`` gave me
@@ -37,7 +37,8 @@ Request bodies are limited to :data:`MAX_BODY_BYTES` (a larger ``Content-Length`
 before anything is read) and, on every route but ``/api/session``, the token is checked before
 the body is read. JSON fields are checked strictly: unknown fields, text that is not valid
 Unicode (lone surrogates) and integers beyond SQLite's 64 bits are 422s. Re-ranking runs in a
-background thread (:class:`gifemo.collect.rerank.RerankWorker`), never inside a request.
+child process of the server (:class:`gifemo.collect.rerank.RerankWorker`), never inside a
+request. There are no /docs or /openapi.json routes (less to guard; this list is the API).
 
 Each request opens its own SQLite connection (:mod:`gifemo.collect.db`); every write is one
 transaction in the service modules, so this file only parses, authorises and formats.
