@@ -16,15 +16,15 @@ import time
 import pytest
 
 pytest.importorskip("fastapi", reason="the labelling app needs the 'collect' extra (fastapi, jinja2, httpx)")
-from fastapi.routing import APIRoute  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from starlette.routing import Mount  # noqa: E402
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
-import gifemo.collect.app as app_module  # noqa: E402
-from gifemo.collect.access import create_labeller  # noqa: E402
-from gifemo.collect.app import create_app  # noqa: E402
-from gifemo.collect.db import connect  # noqa: E402
-from gifemo.collect.demo import synthetic_pool  # noqa: E402
+import gifemo.collect.app as app_module
+from gifemo.collect.access import create_labeller
+from gifemo.collect.app import create_app
+from gifemo.collect.db import connect
+from gifemo.collect.demo import synthetic_pool
 
 pytestmark = pytest.mark.timeout(120)
 HUGE = str(2**64)
