@@ -127,3 +127,22 @@ def test_demo_makes_new_tokens_when_the_database_is_new_or_the_file_lost(tmp_pat
     assert signed_in(third) == {n: n for n in third}
     assert signed_in(second)["alice"] is None            # the lost tokens were replaced
     capsys.readouterr()
+
+
+def test_an_interrupted_creation_keeps_its_name_until_forgotten(tmp_path, capsys):
+    pool = synthetic_pool(tmp_path / "pool", n=6, d=3, seed=0)
+    db = tmp_path / "c.db"
+    conn = connect(db)
+    conn.execute("INSERT INTO campaigns (name, emotion, candidates, checkpoint, features, target_np, rerank_rho, "
+                 "status, n_candidates, created_at, ready) VALUES ('c', 'fear', '', '', '', 2, 1, 'active', 0, 0, 0)")
+    (tmp_path / "c-data" / "campaigns" / "1").mkdir(parents=True)   # as left by a process killed mid-way
+    args = ["create-campaign", "--db", str(db), "--name", "c", "--emotion", "fear", "--candidates",
+            str(pool.folder), "--checkpoint", str(pool.head), "--features", str(pool.features), "--np", "2"]
+    assert main(args) == 2
+    assert "forget-unfinished c" in capsys.readouterr().err
+    assert main(["forget-unfinished", "--db", str(db), "c"]) == 0
+    assert not (tmp_path / "c-data" / "campaigns" / "1").exists()
+    assert main(args) == 0
+    assert main(["forget-unfinished", "--db", str(db), "c"]) == 2          # a finished one stays
+    assert "finished" in capsys.readouterr().err
+    assert conn.execute("SELECT COUNT(*) FROM campaigns WHERE ready = 1").fetchone()[0] == 1

@@ -144,6 +144,20 @@ def reopen_campaign(conn: sqlite3.Connection, campaign: int | str, target_np: in
     return get_campaign(conn, c.id)
 
 
+def forget_unfinished(conn: sqlite3.Connection, data_root: str | Path, name: str) -> int:
+    """Release the name of a creation that was interrupted (a row still ``ready = 0``) and remove
+    its folder; returns the id it had. A finished campaign is never removed."""
+    with transaction(conn):
+        r = conn.execute("SELECT id, ready FROM campaigns WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            raise NotFound(f"no campaign {name!r}")
+        if r["ready"]:
+            raise Conflict(f"campaign {name!r} is finished; only an interrupted creation can be forgotten")
+        conn.execute("DELETE FROM campaigns WHERE id = ? AND ready = 0", (r["id"],))
+    shutil.rmtree(campaign_folder(data_root, r["id"]), ignore_errors=True)
+    return r["id"]
+
+
 def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: str, emotion: str,
                     candidates: str | Path, checkpoint: str | Path, target_np: int,
                     features: str | Path | None = None, rerank_every: int | None = None,
@@ -167,7 +181,8 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
         old = conn.execute("SELECT ready FROM campaigns WHERE name = ?", (name,)).fetchone()
         if old is not None:
             raise Conflict(f"campaign {name!r} already exists" if old[0] else
-                           f"campaign {name!r} is being created (or its creation was interrupted)")
+                           f"campaign {name!r} is being created (or its creation was interrupted: "
+                           f"collect.py forget-unfinished {name} releases the name)")
         cid = conn.execute(
             "INSERT INTO campaigns (name, emotion, candidates, checkpoint, features, target_np, rerank_every, "
             "rerank_rho, status, n_candidates, created_at, ready) VALUES (?, ?, '', '', '', ?, ?, ?, 'active', "

@@ -10,6 +10,7 @@
                                --candidates POOL --checkpoint CKPT [--features F.npz | --weights C3D.pt] \
                                --np 3000 [--rerank-every 50]
     collect.py reopen          --db collect.db --campaign amuse-1 --np 4000
+    collect.py forget-unfinished --db collect.db amuse-1       # release the name of an interrupted creation
     collect.py serve           --db collect.db [--port 8765]   # http://127.0.0.1:8765/
     collect.py export          --db collect.db --campaign amuse-1 --out DIR [--copy-gifs]
     collect.py demo            --db collect.db [--port 8765]   # demo data + campaign + tokens, then serve
@@ -34,7 +35,7 @@ from gifemo.collect.access import (
     revoke_labeller,
     rotate_token,
 )
-from gifemo.collect.campaigns import create_campaign, get_campaign, reopen_campaign
+from gifemo.collect.campaigns import create_campaign, forget_unfinished, get_campaign, reopen_campaign
 from gifemo.collect.db import connect
 from gifemo.collect.errors import CollectError, NotFound
 
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     s = add("reopen", "raise a campaign's target Np and make it active again")
     s.add_argument("--campaign", required=True)
     s.add_argument("--np", dest="target_np", type=int, required=True, help="new target number of positives")
+    s = add("forget-unfinished", "release the name of a campaign whose creation was interrupted")
+    s.add_argument("name")
     s = add("serve", "run the web app on 127.0.0.1")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8765)
@@ -196,6 +199,9 @@ def _admin_command(conn, a: argparse.Namespace) -> None:
     elif a.cmd == "revoke":
         revoke_labeller(conn, a.name)
         print(f"revoked {a.name}: their token no longer signs in (rotate-token {a.name} re-admits them)")
+    elif a.cmd == "forget-unfinished":
+        cid = forget_unfinished(conn, _data_root(a.db), a.name)
+        print(f"released the name {a.name!r} (interrupted campaign {cid})")
     elif a.cmd == "reopen":
         print(json.dumps(reopen_campaign(conn, a.campaign, a.target_np).progress(), indent=2))
     elif a.cmd == "create-campaign":
