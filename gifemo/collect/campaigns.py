@@ -1,4 +1,4 @@
-"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint (issue 7, point 2).
+"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint.
 
 Creating a campaign scores every candidate once with the checkpoint (:mod:`gifemo.collect.scoring`),
 stores the ranked order in the database (``rank0`` = the checkpoint's order, kept for replay;

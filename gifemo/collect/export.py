@@ -1,4 +1,4 @@
-"""Export a campaign as a dataset folder the training side loads (issue 7, point 6).
+"""Export a campaign as a dataset folder the training side loads.
 
 The folder is written with :func:`gifemo.data.manifest.write_dataset`, so
 :func:`gifemo.data.manifest.load_dataset` reads it back:

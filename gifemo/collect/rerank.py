@@ -1,4 +1,4 @@
-"""Re-ranking a campaign's remaining candidates on the labels so far (issue 7, point 5).
+"""Re-ranking a campaign's remaining candidates on the labels so far.
 
 A campaign with ``rerank_every = N`` is re-ranked once per *block*: after its N-th, 2N-th, …
 decision. The re-rank for block b reads the consensus labels of the first b decisions

@@ -13,7 +13,7 @@ Two things are needed from the model side, and only here:
      file (``*.npz`` with ``ids`` [N] and ``X`` [N, d]) — for pools whose features were
      extracted elsewhere, and for tests that do not run C3D.
 
-2. :func:`refit_scores` — re-ranking after N new labels (issue 7, point 5). The head is refitted
+2. :func:`refit_scores` — re-ranking after N new labels. The head is refitted
    on the labels so far with :func:`gifemo.models.solvers.fit_multitask_linear`, on the cached
    features (seconds). With a few dozen labels against d ≈ 4,235 features a fit from scratch
    would forget the checkpoint, so the refit is a ridge fit *around the checkpoint's head*:

@@ -1,4 +1,4 @@
-"""Pairwise votes: "which of these two GIFs expresses <emotion> more?" (issue 7, point 4).
+"""Pairwise votes: "which of these two GIFs expresses <emotion> more?".
 
 Votes are stored one row per answer and read back as :class:`gifemo.data.labels.Vote`
 ``(emotion, left, right, choice)`` in the order cast — the format
