@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -62,32 +64,31 @@ class ADMMResult:
 
 
 class _TaskSystem:
-    """(2 H_t + μ I) w = r for one task: the Gram (H_t = X_cᵀX_c, or K_t = X_c X_cᵀ when
-    the task has fewer rows than features) is formed once; each μ adds a Cholesky."""
+    """The Cholesky factor behind (2 H_t + μ I) w = r for one task. ``primal``: of
+    2H_t + μI itself (H_t = X_cᵀX_c, d × d); otherwise (fewer rows than features) of
+    K_t + μ/2·I (K_t = X_c X_cᵀ, n_t × n_t), used through the Woodbury identity
+    (2X_cᵀX_c + μI)⁻¹ r = (r − X_cᵀ (K_t + μ/2·I)⁻¹ X_c r)/μ. The Gram is formed once;
+    each μ costs one Cholesky (LAPACK via scipy, column-major, so solves copy nothing)."""
 
-    def __init__(self, Xc: Tensor) -> None:
+    def __init__(self, Xc: np.ndarray) -> None:
         n_t, d = Xc.shape
         self.primal = n_t >= d
-        self.Xc = Xc
         self.gram = Xc.T @ Xc if self.primal else Xc @ Xc.T
         self.mu: float | None = None
-        self.L: Tensor | None = None
+        self.factor_: tuple[np.ndarray, bool] | None = None
 
     def factor(self, mu: float) -> None:
         if self.mu == mu:
             return
-        self.L = None  # free the old factor first (T × d² floats at paper scale)
-        A = 2.0 * self.gram if self.primal else self.gram.clone()
-        A.diagonal().add_(mu if self.primal else 0.5 * mu)
-        self.L = torch.linalg.cholesky(A)
+        self.factor_ = None  # free the old factor first (T × d² floats at paper scale)
+        A = np.asfortranarray(2.0 * self.gram if self.primal else self.gram)
+        A[np.diag_indices_from(A)] += mu if self.primal else 0.5 * mu
+        self.factor_ = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True,
+                                               check_finite=False)
         self.mu = mu
 
-    def solve(self, r: Tensor) -> Tensor:
-        """r: [d, k] right-hand sides, with the current μ."""
-        if self.primal:
-            return torch.cholesky_solve(r, self.L)
-        inner = torch.cholesky_solve(self.Xc @ r, self.L)
-        return (r - self.Xc.T @ inner) / self.mu
+    def solve(self, r: np.ndarray) -> np.ndarray:
+        return scipy.linalg.cho_solve(self.factor_, r, check_finite=False)
 
 
 class TraceNormADMM:
@@ -99,22 +100,30 @@ class TraceNormADMM:
         The prepared data (float64, rows without labels dropped).
     alpha : float
         Over-relaxation (Boyd et al. §3.4.3; 1.5–1.8 is usual).
+    mu_snap : float
+        μ is rounded to a power of ``mu_snap`` (1 = no rounding), so that neighbouring ρ on
+        a path share their Cholesky factors; ADMM tolerates a μ within ~3× of the best.
     """
 
-    def __init__(self, prob, alpha: float = 1.6) -> None:
+    def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 10.0) -> None:
         self.prob = prob
         self.alpha = alpha
+        self.mu_snap = mu_snap
         self._systems: list[_TaskSystem] = []
+        self._rows: list[np.ndarray] = []
         self._rhs0 = torch.zeros(prob.d, prob.T, dtype=_DTYPE)
+        X = prob.X.numpy()
         for t in range(prob.T):
-            rows = prob.M[:, t] > 0
-            Xt = prob.X[rows]
-            yt = prob.Y[rows, t]
-            if prob.fit_intercept and Xt.shape[0] > 0:
+            rows = np.flatnonzero(prob.M[:, t].numpy() > 0)
+            Xt = X[rows]
+            yt = prob.Y[rows, t].numpy()
+            if prob.fit_intercept and rows.size:
                 Xt = Xt - Xt.mean(0)
                 yt = yt - yt.mean()
-            self._systems.append(_TaskSystem(Xt.contiguous()))
-            self._rhs0[:, t] = 2.0 * (Xt.T @ yt)
+            self._rows.append(rows)
+            self._systems.append(_TaskSystem(Xt))
+            self._rhs0[:, t] = torch.from_numpy(2.0 * (Xt.T @ yt))
+        self._dual = [t for t, s in enumerate(self._systems) if not s.primal]
         self.n_factorizations = 0
         self.mu: float | None = None
         self._L: float | None = None
@@ -127,9 +136,28 @@ class TraceNormADMM:
             self.n_factorizations += 1
 
     def _w_step(self, mu: float, V: Tensor) -> Tensor:
-        rhs = self._rhs0 + mu * V
-        return torch.stack([s.solve(rhs[:, t:t + 1])[:, 0]
-                            for t, s in enumerate(self._systems)], 1)
+        """Solve (2H_t + μI) w_t = 2X_cᵀy_t + μ v_t for every task. Tasks factored through
+        K_t share one product with X and one with Xᵀ (all their columns at once)."""
+        rhs = (self._rhs0 + mu * V).numpy()
+        out = np.empty_like(rhs)
+        for t, s in enumerate(self._systems):
+            if s.primal:
+                out[:, t] = s.solve(rhs[:, t])
+        if self._dual:
+            X = self.prob.X.numpy()
+            P = X @ rhs[:, self._dual]
+            S = np.zeros_like(P)
+            for j, t in enumerate(self._dual):
+                rows = self._rows[t]
+                p = P[rows, j]
+                if self.prob.fit_intercept:
+                    p = p - p.mean()
+                q = self._systems[t].solve(p)
+                if self.prob.fit_intercept:
+                    q = q - q.mean()
+                S[rows, j] = q
+            out[:, self._dual] = (rhs[:, self._dual] - X.T @ S) / mu
+        return torch.from_numpy(out)
 
     @staticmethod
     def _svt(A: Tensor, thresh: float) -> Tensor:
@@ -149,7 +177,10 @@ class TraceNormADMM:
                 self._L = self.prob.lipschitz()
             g = float(torch.linalg.matrix_norm(G0, ord=2)) if G0.numel() else 0.0
             s1 = max(g - rho, 1e-3 * g) / self._L
-        return rho / s1 if s1 > 0 else max(rho, 1e-8)
+        mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
+        if self.mu_snap > 1.0:  # a few μ values along a ρ path share one set of factors
+            mu = self.mu_snap ** round(math.log(mu) / math.log(self.mu_snap))
+        return mu
 
     # ---- solve ----------------------------------------------------------------------------
     def solve(self, rho: float, W0: Tensor | None = None, tol: float = 1e-4,
