@@ -74,7 +74,9 @@ def test_scorer_uses_only_masked_rows_and_eq5():
     assert list(a.n_train_) == list(mask.sum(0))
     mean, var = a.predict(Xs)
     assert mean.shape == var.shape == (7, 3) and (var > 0).all()
-    np.testing.assert_allclose(a.score(Xs), np.exp(-(50 - mean) ** 2 / (2 * var)))
+    np.testing.assert_allclose(a.score(Xs), np.exp(-(50 - mean) / (2 * var)))  # as printed
+    np.testing.assert_allclose(a.log_score(Xs), -(50 - mean) / (2 * var))
+    a.score_form = "squared"
     np.testing.assert_allclose(a.log_score(Xs), -(50 - mean) ** 2 / (2 * var))
     # each column is the single-emotion GP on its labelled rows
     t = 1

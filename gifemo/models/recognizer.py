@@ -513,7 +513,7 @@ class GPRecognizer(RecognizerBase):
 
     Parameters
     ----------
-    max_train, seed, n_restarts, target_max, include_noise
+    max_train, seed, n_restarts, target_max, include_noise, score_form
         :class:`gifemo.models.gp.GPScorer` arguments.
     layout, vocabulary, backbone, emotions
         See :class:`RecognizerBase`.
@@ -523,13 +523,15 @@ class GPRecognizer(RecognizerBase):
     fit_mode = "exact"
 
     def __init__(self, max_train: int = 3000, seed: int = 0, n_restarts: int = 0,
-                 target_max: float = 50.0, include_noise: bool = False, *,
+                 target_max: float = 50.0, include_noise: bool = False,
+                 score_form: str = "printed", *,
                  layout: FeatureLayout | None = None, vocabulary: TagVocabulary | None = None,
                  backbone: Any = None, emotions: Sequence[str] = EMOTIONS) -> None:
         super().__init__(layout=layout, vocabulary=vocabulary, backbone=backbone,
                          emotions=emotions)
         self.gp = GPScorer(max_train=int(max_train), seed=int(seed), n_restarts=int(n_restarts),
-                           target_max=float(target_max), include_noise=bool(include_noise))
+                           target_max=float(target_max), include_noise=bool(include_noise),
+                           score_form=str(score_form))
         self.fit_result = None
         self.rel_gap_to_optimum = None
 
@@ -538,7 +540,7 @@ class GPRecognizer(RecognizerBase):
         return hasattr(self.gp, "models_")
 
     def forward(self, x: Tensor) -> Tensor:
-        """log eq. 5, −(target_max − µ)²/(2V), [B, T] (same order as eq. 5, no underflow)."""
+        """log eq. 5 (GPScorer.log_score), [B, T] (same order as eq. 5, no underflow)."""
         if not self.is_fitted:
             raise RuntimeError("GPRecognizer used before fit_exact")
         out = self.gp.log_score(x.detach().cpu().double().numpy())
@@ -602,7 +604,7 @@ class GPRecognizer(RecognizerBase):
     def hyperparameters(self) -> dict:
         return {"max_train": self.gp.max_train, "seed": self.gp.seed,
                 "n_restarts": self.gp.n_restarts, "target_max": self.gp.target_max,
-                "include_noise": self.gp.include_noise}
+                "include_noise": self.gp.include_noise, "score_form": self.gp.score_form}
 
 
 def recognizer_classes() -> dict[str, type[RecognizerBase]]:
