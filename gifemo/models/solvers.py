@@ -246,7 +246,7 @@ class _Problem:
         block-diagonal over tasks), from the centred, masked Grams — not σ_max(X)², which
         on non-negative features is dominated by the mean direction the intercept absorbs
         and overestimates it several-fold (slow steps)."""
-        lam = float(self.task_eigmax().max()) if self.T else 0.0
+        lam = float(self.task_eigmax(max_steps=100, rtol=1e-8).max()) if self.T else 0.0
         return max(2.0 * lam, 1e-12)
 
     def gap(self, W: Tensor, penalty: Penalty, R: Tensor | None = None,

@@ -173,8 +173,8 @@ class TraceNormADMM:
         step, (‖∇f(0)‖₂ − ρ)/L. μ is then kept fixed."""
         s1 = float(torch.linalg.matrix_norm(W0, ord=2)) if W0.numel() else 0.0
         if s1 <= 0.0:
-            if self._L is None:
-                self._L = self.prob.lipschitz()
+            if self._L is None:  # a rough 2 λ_max(H_t) is enough for a guess
+                self._L = 2.0 * float(self.prob.task_eigmax(max_steps=15, rtol=1e-2).max())
             g = float(torch.linalg.matrix_norm(G0, ord=2)) if G0.numel() else 0.0
             s1 = max(g - rho, 1e-3 * g) / self._L
         mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
