@@ -38,6 +38,7 @@ certificate as FISTA; the returned W is the certified one of the two.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,15 +126,18 @@ class TraceNormADMM:
             self._rhs0[:, t] = torch.from_numpy(2.0 * (Xt.T @ yt))
         self._dual = [t for t, s in enumerate(self._systems) if not s.primal]
         self.n_factorizations = 0
+        self.factor_seconds = 0.0  # time spent in Cholesky factorisations (benchmarks)
         self.mu: float | None = None
         self._L: float | None = None
 
     # ---- pieces --------------------------------------------------------------------------
     def _factor(self, mu: float) -> None:
         if any(s.mu != mu for s in self._systems):
+            t0 = time.perf_counter()
             for s in self._systems:
                 s.factor(mu)
             self.n_factorizations += 1
+            self.factor_seconds += time.perf_counter() - t0
 
     def _w_step(self, mu: float, V: Tensor) -> Tensor:
         """Solve (2H_t + μI) w_t = 2X_cᵀy_t + μ v_t for every task. Tasks factored through
