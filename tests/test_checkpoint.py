@@ -97,7 +97,8 @@ def test_gp_round_trip(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["model_kind"] == "gp" and raw["vocabulary"] is None
     assert raw["hyperparameters"] == {"max_train": 50, "seed": 0, "n_restarts": 0,
-                                      "target_max": 50.0, "include_noise": False}
+                                      "target_max": 50.0, "include_noise": False,
+                                      "score_form": "printed"}
     m2, _ = load_recognizer(path)
     x = torch.from_numpy(rng.normal(size=(6, 4)))
     torch.testing.assert_close(m2(x), m(x), rtol=1e-6, atol=1e-6)

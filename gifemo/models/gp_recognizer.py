@@ -1,6 +1,7 @@
 """The paper's GP baseline (§3.5.2) behind the recognizer interface: one exact GP per emotion
 (:class:`gifemo.models.gp.GPScorer`), fitted on the full training batch; it outputs the
-logarithm of eq. 5, which orders GIFs identically and does not underflow to ties."""
+logarithm of eq. 5 (as printed, or the squared form: ``score_form``), which orders GIFs
+identically and does not underflow to ties."""
 from __future__ import annotations
 
 import logging
@@ -21,20 +22,22 @@ _log = logging.getLogger(__name__)
 
 
 class GPRecognizer(RecognizerBase):
-    """GP baseline; parameters ``max_train, seed, n_restarts, target_max, include_noise`` are
-    :class:`~gifemo.models.gp.GPScorer`'s; ``layout, vocabulary, emotions`` as for every
+    """GP baseline; parameters ``max_train, seed, n_restarts, target_max, include_noise,
+    score_form`` are :class:`~gifemo.models.gp.GPScorer`'s; ``layout, vocabulary, emotions`` as for every
     recognizer."""
 
     kind = "gp"
 
     def __init__(self, max_train: int = 3000, seed: int = 0, n_restarts: int = 0,
-                 target_max: float = 50.0, include_noise: bool = False, *,
+                 target_max: float = 50.0, include_noise: bool = False,
+                 score_form: str = "printed", *,
                  layout: FeatureLayout | Mapping | None = None,
                  vocabulary: TagVocabulary | None = None,
                  emotions: Sequence[str] = EMOTIONS) -> None:
         super().__init__(layout=layout, vocabulary=vocabulary, emotions=emotions)
         self.gp = GPScorer(max_train=int(max_train), seed=int(seed), n_restarts=int(n_restarts),
-                           target_max=float(target_max), include_noise=bool(include_noise))
+                           target_max=float(target_max), include_noise=bool(include_noise),
+                           score_form=str(score_form))
 
     @property
     def is_fitted(self) -> bool:
@@ -76,4 +79,4 @@ class GPRecognizer(RecognizerBase):
     def hyperparameters(self) -> dict:
         return {"max_train": self.gp.max_train, "seed": self.gp.seed,
                 "n_restarts": self.gp.n_restarts, "target_max": self.gp.target_max,
-                "include_noise": self.gp.include_noise}
+                "include_noise": self.gp.include_noise, "score_form": self.gp.score_form}
