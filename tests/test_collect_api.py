@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the labelling app needs the 'collect' extra (fastapi, jinja2, httpx)")
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
+from collect_client import CampaignClient  # noqa: E402
 
 from gifemo.collect.access import create_labeller  # noqa: E402
 from gifemo.collect.app import COOKIE, create_app  # noqa: E402
@@ -21,7 +22,7 @@ from gifemo.data.manifest import load_dataset  # noqa: E402
 pytestmark = pytest.mark.timeout(60)
 
 
-class Env:
+class Env(CampaignClient):
     def __init__(self, tmp_path, n=30, target_np=4, rerank_every=None):
         self.pool = synthetic_pool(tmp_path / "pool", n=n, d=8, seed=3)
         self.db = tmp_path / "c.db"
@@ -37,22 +38,6 @@ class Env:
         self.cid = r.json()["id"]
         self.truth = dict(zip(self.pool.ids, self.pool.positive))
 
-    def h(self, who):
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def get(self, who, url):
-        return self.client.get(url, headers=self.h(who))
-
-    def post(self, who, url, **body):
-        return self.client.post(url, headers=self.h(who), json=body)
-
-    def next(self, who):
-        r = self.get(who, f"/api/campaigns/{self.cid}/next")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def judge(self, who, gif, answer):
-        return self.post(who, f"/api/campaigns/{self.cid}/judgements", gif_id=gif, answer=answer)
 
 
 @pytest.fixture

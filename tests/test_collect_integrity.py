@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the labelling app needs the 'collect' extra (fastapi, jinja2, httpx)")
 from fastapi.testclient import TestClient
+from collect_client import CampaignClient  # noqa: E402
 
 from gifemo.collect.access import create_labeller
 from gifemo.collect.app import create_app
@@ -23,11 +24,11 @@ from gifemo.collect.scoring import save_features, save_head
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.manifest import load_dataset, write_dataset
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(300)  # the restart test waits for a niced worker on a loaded box
 COL = EMOTIONS.index("amusement")
 
 
-class Env:
+class Env(CampaignClient):
     """A database with four people and one campaign over a synthetic pool, behind a TestClient."""
 
     def __init__(self, tmp_path, n=24, target_np=3, rerank_every=None, pool=None, **app_kw):
@@ -51,22 +52,6 @@ class Env:
                     features=str(self.pool.features), target_np=3, rerank_every=None)
         return self.post("admin", "/api/campaigns", **{**body, **kw})
 
-    def h(self, who):
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def get(self, who, url):
-        return self.client.get(url, headers=self.h(who))
-
-    def post(self, who, url, **body):
-        return self.client.post(url, headers=self.h(who), json=body)
-
-    def next(self, who):
-        r = self.get(who, f"/api/campaigns/{self.cid}/next")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def judge(self, who, gif, answer):
-        return self.post(who, f"/api/campaigns/{self.cid}/judgements", gif_id=gif, answer=answer)
 
     def count(self, table):
         conn = connect(self.db)

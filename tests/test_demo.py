@@ -285,32 +285,12 @@ def test_gif_timing_counts_composed_frames_like_the_decoder(tmp_path):
     """Two images drawn into one frame (the first has no delay) count as one frame of the
     second image's delay, as decode() composes them; a plain per-image count would say 3."""
     from gifemo.data.decode import decode
-
-    from gifemo.data.gif_format import parse_gif  # noqa: F401  (the parser under test)
-
-    def gif(images):  # images: list of (delay_cs, left, top, w, h, colour index)
-        out = bytearray(b"GIF89a" + bytes([8, 0, 8, 0, 0x80, 0, 0]) + bytes([0, 0, 0, 255, 0, 0]))
-        out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
-        for delay, left, top, w, h, c in images:
-            out += bytes([0x21, 0xF9, 4, 0, delay, 0, 0, 0])
-            out += bytes([0x2C, left, 0, top, 0, w, 0, h, 0, 0])
-            # LZW min size 2, then clear, w*h pixels of colour c, end (uncompressed codes)
-            codes = [4] + [c] * (w * h) + [5]
-            bits, nbits, buf = 0, 0, bytearray()
-            for i, code in enumerate(codes):
-                bits |= code << nbits
-                nbits += 3
-                while nbits >= 8:
-                    buf.append(bits & 255)
-                    bits >>= 8
-                    nbits -= 8
-            if nbits:
-                buf.append(bits & 255)
-            out += bytes([2, len(buf)]) + buf + b"\x00"
-        return bytes(out + b"\x3b")
+    from gifgen import Img, gif_bytes
 
     path = tmp_path / "multi.gif"
-    path.write_bytes(gif([(0, 0, 0, 1, 1, 1), (7, 1, 0, 1, 1, 1), (9, 0, 1, 1, 1, 0)]))
+    one = np.ones((1, 1), np.uint8)
+    path.write_bytes(gif_bytes(8, 8, [Img(one, delay_cs=0), Img(one, left=1, delay_cs=7),
+                                      Img(one * 0, top=1, delay_cs=9)], loop=0))
     frames = decode(path)
     assert gif_timing(path) == (len(frames.delays_ms), frames.delays_ms.tolist()) == (2, [70, 90])
 
