@@ -268,7 +268,8 @@ def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, d
     writer = ShardWriter(cache, work, describe, shard_size=run.shard_size,
                          flush_every_s=run.flush_every_s, provenance=provenance,
                          bad_extra={"limits": decode.limits_record()})
-    progress = ExtractionProgress(total=len(work), enable=run.progress)
+    progress = ExtractionProgress(total=len(work), enable=run.progress,
+                                  label=f"{backbone.name} features")
     trainer = pl.Trainer(accelerator=run.accelerator, devices=run.devices, strategy=run.strategy,
                          precision=run.precision, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
