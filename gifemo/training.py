@@ -113,7 +113,7 @@ def prepare_dataset(data_cfg: DictConfig) -> GifDataset:
             generate_demo(manifest, n, seed, votes_per_gif=votes)
             _log.info("demo dataset written in %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    dataset = load_dataset(manifest)
+    dataset = load_dataset(manifest, labels=str(data_cfg.get("labels", "trueskill")))
     _log.info("dataset %s: %d GIFs, %d labelled (GIF, emotion) pairs, %.1f %% positive "
               "(loaded in %.1f s)", dataset.root, len(dataset), int(dataset.mask.sum()),
               100.0 * dataset.positive.sum() / max(dataset.mask.sum(), 1),
