@@ -20,7 +20,7 @@ Solvers (``method="auto"`` picks one):
 - **ADMM** (Boyd et al. 2011; :mod:`gifemo.models.trace_norm_admm`) for the trace norm:
   exact per-task W-steps from cached Cholesky factors, singular value thresholding, warm
   starts. Measured on a warm-started path over the CV grid (synthetic n = 800, d = 639,
-  T = 17, 72 % labelled, one thread): 15–25 iterations per ρ against FISTA's 160–1,780 with
+  T = 17, 72 % labelled, one thread): 20–25 iterations per ρ against FISTA's 160–1,780 with
   the exact step. Each new μ costs T Cholesky factorisations (d × d, or n_t × n_t when a
   task has fewer rows than features), which dominates at paper scale
   (``benchmarks/solvers.py --trace-path``).
