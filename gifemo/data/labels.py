@@ -61,7 +61,8 @@ GIFGIF_PARAMS: dict[str, float] = {
     * math.sqrt(2.0 * _GIFGIF_BETA2 + 2.0 * _GIFGIF_SIGMA0 ** 2),
 }
 RULES = ("trueskill", "gifgif")
-CHOICES = ("left", "right", "both", "neither")
+CHOICES = ("left", "right", "neither")  # the answers our labelling app offers
+VOTE_CHOICES = ("left", "right", "both", "neither")  # accepted in votes: GIFGIF's four answers
 DRAWS = ("both", "neither")
 _MAX_LISTED = 20
 
@@ -99,8 +100,9 @@ def vote_problems(votes: Sequence[Vote], ids: Sequence[str] | None = None) -> li
         emotion, left, right, choice = v
         if not isinstance(emotion, str) or emotion.strip().lower() not in emotions:
             problems.append((i, f"unknown emotion {emotion!r}"))
-        if not isinstance(choice, str) or choice.strip().lower() not in CHOICES:
-            problems.append((i, f"unknown choice {choice!r}; expected one of {', '.join(CHOICES)}"))
+        if not isinstance(choice, str) or choice.strip().lower() not in VOTE_CHOICES:
+            problems.append((i, f"unknown choice {choice!r}; expected one of "
+                             f"{', '.join(VOTE_CHOICES)}"))
         if left == right:
             problems.append((i, f"GIF {left!r} compared with itself"))
         if known is not None:
