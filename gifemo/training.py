@@ -89,7 +89,8 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
     d = cfg.data
     dataset = prepare_dataset(d.manifest, generate=d.get("generate", False),
                               n_gifs=d.get("n_gifs", 600), demo_seed=d.get("demo_seed", 0),
-                              votes_per_gif=d.get("votes_per_gif", 28.0))
+                              votes_per_gif=d.get("votes_per_gif", 28.0),
+                              labels=str(d.get("labels", "trueskill")))
     split = make_split(dataset, **to_plain(d.split))
     val_fold = d.get("val_fold")
     fit_mask = split.train if val_fold is None else split.fit_mask(int(val_fold))

@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
     d, t0 = cfg.data, time.perf_counter()
     dataset = prepare_dataset(d.manifest, generate=d.get("generate", False),
                               n_gifs=d.get("n_gifs", 600), demo_seed=d.get("demo_seed", 0),
-                              votes_per_gif=d.get("votes_per_gif", 28.0))
+                              votes_per_gif=d.get("votes_per_gif", 28.0),
+                              labels=str(d.get("labels", "trueskill")))
     table = ensure_visual_features(dataset, str(cfg.features.cache_dir),
                                    instantiate(backbone_config(cfg)),
                                    {"max_clips_per_gif": d.get("max_clips_per_gif")},

@@ -153,6 +153,8 @@ class TraceNormADMM:
             S = np.zeros_like(P)
             for j, t in enumerate(self._dual):
                 rows = self._rows[t]
+                if rows.size == 0:  # no labels: H_t = 0, w_t = v_t
+                    continue
                 p = P[rows, j]
                 if self.prob.fit_intercept:
                     p = p - p.mean()
