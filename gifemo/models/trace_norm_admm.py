@@ -216,7 +216,6 @@ class TraceNormADMM:
         for it in range(1, max_iter + 1):
             W = self._w_step(mu, Z - U)
             What = self.alpha * W + (1.0 - self.alpha) * Z
-            Z_prev = Z
             Z = self._svt(What + U, rho / mu)
             U = U + What - Z
             if it % check_every == 0 or it == max_iter:
