@@ -33,7 +33,7 @@ from gifemo.data.splits import make_split
 from gifemo.eval.callbacks import PRMetricsCallback
 from gifemo.features.assemble import FeatureData, assemble_features
 from gifemo.models.recognizer import RecognizerBase
-from gifemo.models.selection import select_k, select_regularisation
+from gifemo.models.selection import cv_trace_rho, select_k, select_regularisation
 from gifemo.plain_config import to_plain
 
 _log = logging.getLogger(__name__)
@@ -116,7 +116,13 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
                "data/feature_dim": float(feats.layout.dim)}
     Y = dataset.y[r]
     if cfg.get("select_k", False):
-        metrics.update(select_k(model, feats.X, Y, fit_mask[r], float(cfg.select_k_trace_rho)))
+        trace_rho = cfg.select_k_trace_rho
+        if str(trace_rho) == "cv":
+            trace_rho = cv_trace_rho(feats.X, Y, dataset.positive[r], split.train[r], split.fold[r],
+                                     to_plain(cfg.trace_norm_grid), str(cfg.selection_metric),
+                                     tol=model.tol, max_iter=model.max_iter)
+            metrics["cv/k_trace_rho"] = trace_rho
+        metrics.update(select_k(model, feats.X, Y, fit_mask[r], float(trace_rho)))
     if cfg.get("select_rho", False):
         metrics.update(select_regularisation(model, feats.X, Y, dataset.positive[r],
                                              split.train[r], split.fold[r],

@@ -34,7 +34,7 @@ from gifemo.eval.metrics import NoPositivesWarning, evaluate_rankings
 from gifemo.models.penalties import Penalty
 from gifemo.models.solvers import fit_multitask_linear
 
-__all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "select_k",
+__all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "cv_trace_rho", "select_k",
            "select_regularisation", "METRICS"]
 
 _log = logging.getLogger(__name__)
@@ -183,6 +183,21 @@ def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
     _log.info("k by silhouette of the trace-norm (rho=%g) W's columns: %s -> k=%d", trace_rho,
               {kk: round(v, 3) for kk, v in sil.items()}, k)
     return {"cv/k": float(k), "cv/silhouette": float(sil[k])}
+
+
+def cv_trace_rho(X: Any, Y: Any, positive: Any, train: Any, fold: Any, grid: Sequence,
+                 metric: str = "pr_auc", tol: float = 1e-4, max_iter: int = 5000) -> float:
+    """The trace-norm ρ that :func:`select_rho_cv` picks over ``grid`` (settings such as
+    ``{"rho": 10.0}``) on this split: what a cross-validated trace-norm run fits, so
+    :func:`select_k` can take k from the same W (paper Fig. 6)."""
+    from gifemo.models.penalties import TraceNormPenalty
+
+    base = TraceNormPenalty(1.0)
+    sel = select_rho_cv(X, Y, positive, train, fold, base.with_settings, list(grid), metric=metric,
+                        tol=tol, max_iter=max_iter)
+    rho = float(base.with_settings(sel.best).rho)
+    _log.info("trace-norm rho for select_k by cross-validation over %s: %g", list(grid), rho)
+    return rho
 
 
 def select_regularisation(model: Any, X: Any, Y: Any, positive: Any, train: Any, fold: Any,
