@@ -43,7 +43,8 @@ def test_unknown_form_is_refused():
 
 
 def test_gp_recognizer_passes_the_form_and_keeps_it_in_its_hyperparameters():
-    from gifemo.models.recognizer import FeatureLayout, GPRecognizer
+    from gifemo.models.gp_recognizer import GPRecognizer
+    from gifemo.models.layout import FeatureLayout
 
     lay = FeatureLayout("visual", 5, 0)
     r = GPRecognizer(score_form="squared", layout=lay)

@@ -268,7 +268,6 @@ def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
     n_vote = conn.execute("SELECT COUNT(*) FROM votes WHERE campaign_id = ?", (c.id,)).fetchone()[0]
     n_unavailable = conn.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ? AND unavailable "
                                  "IS NOT NULL", (c.id,)).fetchone()[0]
-    from gifemo.collect.rerank import due_blocks  # rerank builds on this module
 
 
     original = np.arange(c.n_candidates)
@@ -285,3 +284,13 @@ def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
         "n_votes": n_vote,
         "n_unavailable": n_unavailable,
     }
+
+
+def due_blocks(conn: sqlite3.Connection, campaign: int | str) -> list[int]:
+    """Decision counts b = N, 2N, … reached by the campaign whose re-rank has not committed yet."""
+    c = get_campaign(conn, campaign)
+    if not c.rerank_every:
+        return []
+    last = c.n_decided if c.status == "active" else c.n_decided - 1
+    done = {r[0] for r in conn.execute("SELECT n_decided FROM reranks WHERE campaign_id = ?", (c.id,))}
+    return [b for b in range(c.rerank_every, last + 1, c.rerank_every) if b not in done]

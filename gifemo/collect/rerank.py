@@ -34,22 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gifemo.collect.campaigns import get_campaign, list_campaigns
+from gifemo.collect.campaigns import due_blocks, get_campaign, list_campaigns
 from gifemo.collect.db import connect, now, transaction
 from gifemo.collect.errors import CollectError, PoolError
 from gifemo.collect.scoring import refit_scores
 
 log = logging.getLogger("gifemo.collect.rerank")
-
-
-def due_blocks(conn: sqlite3.Connection, campaign: int | str) -> list[int]:
-    """Decision counts b = N, 2N, … reached by the campaign whose re-rank has not committed yet."""
-    c = get_campaign(conn, campaign)
-    if not c.rerank_every:
-        return []
-    last = c.n_decided if c.status == "active" else c.n_decided - 1
-    done = {r[0] for r in conn.execute("SELECT n_decided FROM reranks WHERE campaign_id = ?", (c.id,))}
-    return [b for b in range(c.rerank_every, last + 1, c.rerank_every) if b not in done]
 
 
 def rerank_campaign(conn: sqlite3.Connection, campaign: int | str, upto: int | None = None) -> dict | None:

@@ -71,6 +71,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from torch import Tensor
 
+from gifemo.models.duality_gap import GapReport
 from gifemo.models.penalties import L1Penalty, Penalty, TraceNormPenalty
 
 __all__ = [
@@ -110,15 +111,6 @@ class FitResult:
     objective: float
     n_iter: int
     converged: bool
-    rel_gap: float
-
-
-@dataclass
-class GapReport:
-    """Primal value F(W, b*(W)), a dual lower bound D ≤ F*, and (F − D)/F."""
-
-    primal: float
-    dual: float
     rel_gap: float
 
 

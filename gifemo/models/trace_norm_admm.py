@@ -46,6 +46,7 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
+from gifemo.models.duality_gap import GapReport
 from gifemo.models.penalties import TraceNormPenalty
 
 __all__ = ["TraceNormADMM", "ADMMResult"]
@@ -197,8 +198,6 @@ class TraceNormADMM:
         ``mu``: the ADMM penalty, fixed for the solve (default :meth:`initial_mu`).
         Returns (W, n_iter, GapReport, μ).
         """
-        from gifemo.models.solvers import GapReport
-
         prob = self.prob
         pen = TraceNormPenalty(rho)
         Z = torch.zeros(prob.d, prob.T, dtype=_DTYPE) if W0 is None else W0.clone()
