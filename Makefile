@@ -39,11 +39,12 @@ test-all: setup
 	$(BIN)/python -m pytest -q
 
 # mutation testing of the core pure modules with mutmut ([tool.mutmut] in pyproject.toml),
-# then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'
+# then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'.
+# One BLAS/OpenMP thread: mutmut forks a worker per mutant, and a forked OpenMP pool spins.
 MUTANTS ?=
 mutate: setup
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install --quiet "mutmut>=3.8,<4"
-	$(BIN)/python -m mutmut run --max-children 2 $(MUTANTS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/python scripts/mutation_score.py mutants --survivors
 
 # refresh the README's screenshot of the labelling page (the browser test writes it there)
