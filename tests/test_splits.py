@@ -133,8 +133,10 @@ def test_folds_partition_train_and_are_stratified(data):
         assert not (union & val).any()
         union |= val
     assert np.array_equal(union, split.train)
-    with pytest.raises(ValueError, match="fold"):
-        split.val_mask(5)
+    for bad in (5, -1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match=r"fold must be an integer in 0\.\.4"):
+            split.val_mask(bad)
+    split.fit_mask(np.int64(4))  # numpy integers are integers
 
 
 def test_tiny_classes_fall_back_and_say_so(caplog):
@@ -182,3 +184,9 @@ def test_format_table1_marks_generic_tags():
     assert "~tv~ (3), happy (2), ~movies~ (1), smile (1)" in line
     assert "~tag~ = generic" in text
     assert sum(l.split()[0] in EMOTIONS for l in text.splitlines()[2:]) == 17
+    one = next(l for l in format_table1(ds, n=1).splitlines() if l.startswith("happiness"))
+    assert one.split("4", 1)[1].strip() == "~tv~ (3), happy (2)"  # stops after 1 non-generic
+    default = format_table1(ds)
+    assert default.startswith("Top 10 tags") and "emotion" in default.splitlines()[1]
+    anger = next(l for l in default.splitlines() if l.startswith("anger"))
+    assert anger.split() == ["anger", "0", "-"]
