@@ -190,3 +190,32 @@ def test_format_table1_marks_generic_tags():
     assert default.startswith("Top 10 tags") and "emotion" in default.splitlines()[1]
     anger = next(l for l in default.splitlines() if l.startswith("anger"))
     assert anger.split() == ["anger", "0", "-"]
+
+
+def test_defaults_are_seed_0_and_five_folds_and_two_folds_are_allowed(data):
+    default = make_split(data)
+    explicit = make_split(data, seed=0, test_fraction=0.33, n_folds=5)
+    np.testing.assert_array_equal(default.fold, explicit.fold)
+    np.testing.assert_array_equal(default.test, explicit.test)
+    assert default.n_folds == 5 and default.fold.max() == 4
+    two = make_split(data, n_folds=2)
+    assert two.fold.max() == 1 and np.array_equal(two.fold >= 0, two.train)
+    for bad in (1.5, True, 0):
+        with pytest.raises(ValueError, match="n_folds"):
+            make_split(data, n_folds=bad)
+
+
+def test_unstratified_fallback_deals_balanced_seeded_folds(caplog):
+    """6 training GIFs, 3 positive and 3 negative, 5 folds: no class fills every fold, so plain
+    KFold (shuffled by the seed) deals sizes 2,1,1,1,1; the same seed gives the same folds."""
+    tags = [["scared"]] * 9
+    labels = [{"fear": i % 2 == 0} for i in range(9)]
+    ds = _dataset(tags, labels)
+    j = emotion_index("fear")
+    with caplog.at_level(logging.WARNING, logger="gifemo.data.splits"):
+        folds = {seed: make_split(ds, seed=seed, test_fraction=0.33).fold[:, j] for seed in range(6)}
+    assert "unstratified KFold" in caplog.text
+    for f in folds.values():
+        assert sorted(np.bincount(f[f >= 0], minlength=5)) == [1, 1, 1, 1, 2]
+    np.testing.assert_array_equal(make_split(ds, seed=3).fold[:, j], folds[3])
+    assert len({f.tobytes() for f in folds.values()}) > 1  # the seed shuffles
