@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gifemo.data.datamodule import GifDataModule
+from gifemo.features.clip_datamodule import ClipDataModule
 from gifemo.models.c3d import build_backbone
 
 
@@ -91,8 +91,8 @@ def main(argv=None):
             from gifemo.data.demo import generate_demo
             manifest = generate_demo(Path(tmp) / "demo", n_gifs=max(a.gifs, 2), seed=0, workers=1,
                                      progress=False)
-        dm = GifDataModule(str(manifest), backend=a.backend, max_clips_per_gif=a.max_clips,
-                           clip_batch_size=a.batch)
+        dm = ClipDataModule(str(manifest), backend=a.backend, max_clips_per_gif=a.max_clips,
+                            clip_batch_size=a.batch)
         dm.setup("predict")
         dm.select_for_predict(range(min(a.gifs, len(dm.dataset.ids))))
 

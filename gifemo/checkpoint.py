@@ -4,19 +4,20 @@ A checkpoint is one ``torch.save``-d dict of tensors and primitives (str, int, f
 None, lists, dicts), so it loads with ``torch.load(path, weights_only=True)``:
 
 ``format``            ``"gifemo.checkpoint/1"``
-``model_kind``        ``"linear"`` (:class:`EmotionRecognizer`) or ``"gp"`` (:class:`GPRecognizer`)
-``hyperparameters``   the recognizer's constructor arguments (penalty name and strengths ...)
-``penalty``           ``Penalty.config()`` (``make_penalty(**penalty)`` rebuilds it); None for GP
+``model_kind``        a key of :data:`gifemo.models.recognizer.RECOGNIZERS` (``"linear"``, ``"gp"``)
+``hyperparameters``   the recognizer's constructor keyword arguments as primitives (a linear
+                      model's penalty as ``Penalty.config()``); the model is rebuilt as
+                      ``RECOGNIZERS[model_kind](**hyperparameters, layout=..., ...)``
 ``head``              linear: ``{"W": [d, T], "b": [T]}``; GP: per-emotion training inputs,
                       dual weights and kernel hyperparameters
 ``emotions``          score column order
 ``features``          layout (group, visual_dim, tag_dim, order) and the normalisation of each
                       block (visual: fc6 mean over clips, L2; tags: counts, L2)
 ``vocabulary``        ``TagVocabulary.to_dict()`` (None without tags)
-``clips``, ``decode`` clip cutting (16/8, 128x171, crop 112, cap) and decoder settings
-``backbone``          weights identity (path, sha256 or ``"random"``, width, seed, convention,
-                      ``weights_id``) — NOT the frozen backbone's weights (61 M parameters
-                      that the user already has); None without visual features
+``clips``, ``decode`` clips per GIF (the geometry is the backbone's clip spec) and decoder settings
+``backbone``          ``{"identity": Backbone.identity(), "config": conf/backbone node}`` —
+                      NOT the frozen backbone's weights (61 M parameters for C3D that the
+                      user already has); None without visual features
 ``metrics``, ``extra`` free-form primitives (test PR-AUC, config ...)
 
 :func:`load_recognizer` rebuilds the recognizer (without a backbone; see
@@ -33,13 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gifemo.data.clips import CLIP_LEN, CLIP_STRIDE, CROP, RESIZE_HW
+from gifemo.atomic_file import atomic_write
 from gifemo.data.tags import TagVocabulary
-from gifemo.models.penalties import make_penalty
-from gifemo.models.recognizer import (EmotionRecognizer, FeatureLayout, GPRecognizer,
-                                      RecognizerBase)
+from gifemo.models import gp_recognizer, linear_recognizer  # noqa: F401  (register the kinds)
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.recognizer import RECOGNIZERS, RecognizerBase
 
-FORMAT = "gifemo.checkpoint/1"
+FORMAT = "gifemo.checkpoint/2"
 VISUAL_NORMALISATION = "C3D fc6 (after ReLU), mean over clips, L2-normalised"
 TAGS_NORMALISATION = "tag counts over the vocabulary, L2-normalised (zero row if none)"
 
@@ -78,43 +79,34 @@ def to_primitive(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a weights-only checkpoint: {obj!r:.80}")
 
 
-def clip_settings(max_clips_per_gif: int | None) -> dict:
-    """The clip cutting of paper §3.3 plus the per-GIF cap (primitives)."""
-    return {"clip_len": CLIP_LEN, "stride": CLIP_STRIDE, "resize_hw": list(RESIZE_HW),
-            "crop": CROP, "max_clips_per_gif": max_clips_per_gif}
-
-
-def checkpoint_dict(model: RecognizerBase, *, clips: Mapping | None = None,
-                    decode: Mapping | None = None, metrics: Mapping | None = None,
-                    extra: Mapping | None = None) -> dict:
-    """The checkpoint of ``model`` as a weights-only-loadable dict."""
+def checkpoint_dict(model: RecognizerBase, *, backbone_config: Mapping | None = None,
+                    clips: Mapping | None = None, decode: Mapping | None = None,
+                    metrics: Mapping | None = None, extra: Mapping | None = None) -> dict:
+    """The checkpoint of ``model`` as a weights-only-loadable dict; ``backbone_config`` is the
+    ``conf/backbone`` node (with ``_target_``) that rebuilds the backbone for ranking."""
     if not isinstance(model, RecognizerBase):
         raise TypeError(f"expected a gifemo recognizer, got {type(model).__name__}")
     layout = model.layout
-    penalty = model.penalty.config() if isinstance(model, EmotionRecognizer) else None
     backbone = None
     if layout.uses_visual:
-        backbone = dict(model.backbone_info or {})
-        if not backbone:
-            cfg = model.backbone_config or {}
-            backbone = {"path": cfg.get("weights"), "sha256": None, "width": cfg.get("width"),
-                        "seed": cfg.get("seed"), "convention": cfg.get("convention")}
-        if backbone.get("sha256") == "random" and "weights_id" not in backbone:
-            backbone["weights_id"] = f"random:seed={backbone.get('seed')}:width={backbone['width']:g}"
-        elif "weights_id" not in backbone:
-            backbone["weights_id"] = backbone.get("sha256")
+        if not model.backbone_info:
+            raise ValueError("the model uses visual features but has no backbone_info (the "
+                             "identity of the backbone its features came from)")
+        if backbone_config is None:
+            raise ValueError("the model uses visual features: pass backbone_config (the "
+                             "conf/backbone node that built its backbone)")
+        backbone = {"identity": dict(model.backbone_info), "config": dict(backbone_config)}
     ckpt = {
         "format": FORMAT,
         "model_kind": model.kind,
         "hyperparameters": model.hyperparameters(),
-        "penalty": penalty,
         "head": model.head_state(),
         "emotions": list(model.emotions),
         "features": {**layout.to_dict(),
                      "visual_normalisation": VISUAL_NORMALISATION if layout.uses_visual else None,
                      "tags_normalisation": TAGS_NORMALISATION if layout.uses_tags else None},
         "vocabulary": None if model.vocabulary is None else model.vocabulary.to_dict(),
-        "clips": dict(clips) if clips is not None else clip_settings(None),
+        "clips": dict(clips) if clips is not None else {"max_clips_per_gif": None},
         "decode": dict(decode) if decode is not None else {"backend": "pyav"},
         "backbone": backbone,
         "metrics": {k: (float(v) if isinstance(v, (int, float)) else v)
@@ -137,10 +129,9 @@ def _fit_record(model: RecognizerBase) -> dict | None:
 def save_checkpoint(model: RecognizerBase, path: str | os.PathLike, **kw: Any) -> Path:
     """Write :func:`checkpoint_dict` to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint_dict(model, **kw), tmp)
-    os.replace(tmp, path)
+    ckpt = checkpoint_dict(model, **kw)
+    with atomic_write(path) as f:
+        torch.save(ckpt, f)
     return path
 
 
@@ -168,27 +159,18 @@ def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkp
     """Rebuild the recognizer of a loaded checkpoint dict (no backbone attached)."""
     layout = FeatureLayout.from_dict(ckpt["features"])
     vocab = None if ckpt.get("vocabulary") is None else TagVocabulary.from_dict(ckpt["vocabulary"])
-    hp = dict(ckpt["hyperparameters"])
-    common = {"layout": layout, "vocabulary": vocab, "emotions": ckpt["emotions"]}
     kind = ckpt["model_kind"]
+    if kind not in RECOGNIZERS:
+        raise CheckpointError(path, f"unknown model kind {kind!r}; known: {sorted(RECOGNIZERS)}")
     try:
-        if kind == EmotionRecognizer.kind:
-            model: RecognizerBase = EmotionRecognizer(
-                hp["penalty"], hp.get("rho"), hp.get("rho1"), hp.get("rho2"), hp.get("k"),
-                fit=hp.get("fit", "exact"), tol=hp.get("tol", 1e-4),
-                max_iter=hp.get("max_iter", 5000), cv_grid=hp.get("cv_grid"), **common)
-            if ckpt.get("penalty"):
-                model.set_penalty(make_penalty(**ckpt["penalty"]))
-        elif kind == GPRecognizer.kind:
-            model = GPRecognizer(**hp, **common)
-        else:
-            raise CheckpointError(path, f"unknown model kind {kind!r}")
+        model = RECOGNIZERS[kind](**dict(ckpt["hyperparameters"]), layout=layout,
+                                  vocabulary=vocab, emotions=ckpt["emotions"])
         model.load_head_state(ckpt["head"])
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(path, f"inconsistent checkpoint ({type(e).__name__}: {e})") from None
-    model.backbone_info = ckpt.get("backbone")
+    model.backbone_info = (ckpt.get("backbone") or {}).get("identity")
     model.eval()
     return model
 

@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gifemo.atomic_file import atomic_write
 from gifemo.checkpoint import load_recognizer
 from gifemo.data.manifest import MANIFEST, GifDataset, load_dataset
+from gifemo.models.backbone import Backbone, describe_backbone, same_backbone
 from gifemo.models.recognizer import RecognizerBase
 
 _log = logging.getLogger(__name__)
@@ -38,14 +40,13 @@ class RankError(ValueError):
 
 
 class BackboneMismatchError(RankError):
-    """The backbone weights differ from those the checkpoint's features were computed with."""
+    """The backbone differs from the one the checkpoint's features were computed with."""
 
-    def __init__(self, weights: str, found: str, expected: str, checkpoint_path: str | None = None):
-        self.weights, self.found, self.expected = weights, found, expected
+    def __init__(self, found: dict, expected: dict, checkpoint_path: str | None = None):
+        self.found, self.expected = found, expected
         super().__init__(
-            f"backbone weights {weights} have sha256 {found}, but the checkpoint was trained on "
-            f"features of weights with sha256 {expected}"
-            + (f" ({checkpoint_path})" if checkpoint_path else "")
+            f"backbone {describe_backbone(found)} differs from the checkpoint's "
+            f"{describe_backbone(expected)}" + (f" ({checkpoint_path})" if checkpoint_path else "")
             + "; refusing to rank with a different backbone (pass --weights with the right file)")
 
 
@@ -96,33 +97,32 @@ def discover_candidates(source: str | os.PathLike) -> GifDataset:
 
 
 def resolve_backbone(stored: dict, weights: str | None = None,
-                     checkpoint_path: str | None = None) -> dict:
-    """Backbone settings (weights, width, seed, convention) that reproduce the checkpoint's
-    features; raises :class:`BackboneMismatchError` when ``weights`` hash differently."""
-    from gifemo.models.c3d import RANDOM, weights_info
+                     checkpoint_path: str | None = None) -> Backbone:
+    """The backbone that reproduces the checkpoint's visual features: rebuilt from the stored
+    ``conf/backbone`` node (``weights`` replaces its weights), then its ``identity()`` checked
+    against the stored one; :class:`BackboneMismatchError` names both when they differ."""
+    from hydra.utils import get_class, instantiate
 
-    if not stored:
+    if not stored or "config" not in stored or "identity" not in stored:
         raise RankError("the checkpoint records no backbone although it uses visual features")
-    width = float(stored.get("width") or 1.0)
-    convention = stored.get("convention")
-    expected = stored.get("sha256")
-    if expected == RANDOM:
-        if weights is not None and str(weights) != RANDOM:
-            found = weights_info(weights, width, convention=convention).sha256
-            raise BackboneMismatchError(str(weights), found, f"random (seed={stored.get('seed')}, "
-                                        f"width={width:g})", checkpoint_path)
-        return {"weights": RANDOM, "width": width, "seed": int(stored.get("seed") or 0),
-                "convention": convention}
-    path = weights if weights is not None else stored.get("path")
-    if path is None or str(path) == RANDOM:
-        raise BackboneMismatchError(str(path), "random", str(expected), checkpoint_path)
-    if not Path(path).is_file():
-        raise RankError(f"backbone weights file {path} not found (the checkpoint was trained with "
-                        f"{stored.get('path')}, sha256 {expected}); pass --weights PATH")
-    found = weights_info(path, width, convention=convention).sha256
-    if found != expected:
-        raise BackboneMismatchError(str(path), found, str(expected), checkpoint_path)
-    return {"weights": str(path), "width": width, "seed": 0, "convention": convention}
+    config, expected = dict(stored["config"]), dict(stored["identity"])
+    target = str(config.get("_target_", ""))
+    try:
+        cls = get_class(target)
+    except Exception as e:
+        raise RankError(f"the checkpoint's backbone class {target!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backbone)):
+        raise RankError(f"the checkpoint's backbone target {target!r} is not a gifemo Backbone")
+    if weights is not None:
+        config["weights"] = str(weights)
+    elif str(config.get("weights")) != "random" and not Path(str(config.get("weights"))).is_file():
+        raise RankError(f"backbone weights file {config.get('weights')} not found (the checkpoint "
+                        f"was trained with weights {expected.get('weights_id')}); pass --weights PATH")
+    backbone = instantiate(config)
+    found = backbone.identity()
+    if not same_backbone(found, expected):
+        raise BackboneMismatchError(found, expected, checkpoint_path)
+    return backbone
 
 
 def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
@@ -139,7 +139,8 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
         Folder of GIFs, or dataset folder / ``manifest.csv`` (tags used when the model has
         a tag block).
     weights : str, optional
-        The backbone weights file (default: the path stored in the checkpoint); hash-checked.
+        The backbone weights file (default: the one stored in the checkpoint); its identity
+        (SHA-256, settings, clip spec) must equal the checkpoint's.
     out_csv : path, optional
         Write the ranked CSV here.
     emotion : str, optional
@@ -189,9 +190,6 @@ def _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run):
     with tempfile.TemporaryDirectory(prefix="gifemo-rank-") as tmp:
         table = ensure_visual_features(dataset, cache_dir or tmp, bb, clips, decode, run=run,
                                        run_dir=run_dir)
-    expected = (ckpt.get("backbone") or {}).get("weights_id")
-    if expected is not None and table.weights_id != expected:
-        raise BackboneMismatchError(str(bb["weights"]), table.weights_id, expected)
     return table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
 
 
@@ -214,14 +212,12 @@ def write_ranked_csv(result: RankResult, path: str | os.PathLike, emotion: str |
     order = result.order(emotion) if emotion is not None else np.arange(n)
     header = (["rank"] if emotion is not None else []) + ["id", "path"] + \
         [f"score_{e}" for e in result.emotions] + [f"rank_{e}" for e in result.emotions]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for pos, i in enumerate(order, start=1):
             w.writerow(([pos] if emotion is not None else []) + [result.ids[i], result.paths[i]] +
                        [f"{s:.6g}" for s in result.scores[i]] + ranks[i].tolist())
-    os.replace(tmp, path)
     return path
 
 

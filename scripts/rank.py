@@ -25,7 +25,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=20, help="how many to print (default: 20)")
     p.add_argument("--out", default="ranked.csv", help="ranked CSV (default: ranked.csv)")
     p.add_argument("--weights", default=None,
-                   help="C3D weights file (default: the checkpoint's path); hash-checked")
+                   help="backbone weights file (default: the checkpoint's); its identity is checked")
     p.add_argument("--cache-dir", default=None, help="feature cache to reuse (default: temporary)")
     p.add_argument("--accelerator", default="auto", help="feature extraction device")
     p.add_argument("--clip-batch-size", type=int, default=8)

@@ -1,17 +1,18 @@
 """Reproduce the paper's evaluation as one report folder (Tables 1, 2, 4; Figures 6-10).
 
     python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...]
-                                [train.py overrides, e.g. data=demo model.backbone.weights=...]
+                                [train.py overrides, e.g. data=demo backbone.weights=...]
 
-Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.eval.reproduce and
-gifemo.eval.report. Prints the path of report.md.
+Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.paper.reproduce and
+gifemo.paper.report. Prints the path of report.md.
 """
 import argparse
 import logging
 import time
 from pathlib import Path
 
-from gifemo.eval.reproduce import hydra_composer, load_settings, reproduce
+from gifemo.paper.report import reproduce
+from gifemo.paper.reproduce import hydra_composer, load_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

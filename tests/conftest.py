@@ -34,9 +34,9 @@ def tiny_overrides(session_root: Path, run_dir: Path) -> list[str]:
         f"data.n_gifs={N_GIFS}",
         f"data.demo_seed={DEMO_SEED}",
         "data.max_clips_per_gif=1",
-        f"model.backbone.width={C3D_WIDTH}",
-        "features.run.accelerator=cpu",
-        "features.run.progress=false",
+        f"backbone.width={C3D_WIDTH}",
+        "extract.accelerator=cpu",
+        "extract.progress=false",
         "logger=csv",
         "+trainer.enable_progress_bar=false",
     ]
@@ -88,7 +88,7 @@ def trained_lasso(session_root, compose_cfg):
     """
     from gifemo.training import run_train
 
-    cfg = compose_cfg(session_root / "runs" / "lasso", ["model=lasso", "model.rho=1.0"])
+    cfg = compose_cfg(session_root / "runs" / "lasso", ["model=lasso", "model.penalty.rho=1.0"])
     return run_train(cfg)
 
 

@@ -11,11 +11,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
-from gifemo.data.datamodule import GifDataModule
+from gifemo.data.feature_datamodule import FeatureDataModule
 from gifemo.data.emotions import EMOTIONS
 from gifemo.eval.callbacks import PRMetricsCallback
 from gifemo.eval.metrics import NoPositivesWarning
-from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.linear_recognizer import LinearRecognizer
 
 T = len(EMOTIONS)
 
@@ -35,7 +36,7 @@ def _setup(n=50, seed=0):
     M = rng.random((n, T)) < 0.6
     M[:, 3] &= Y[:, 3] <= 25  # emotion 3: no positive in the mask
     X = (Y + rng.normal(scale=8, size=Y.shape)).astype(np.float32)  # features = noisy scores
-    m = EmotionRecognizer(penalty="none", layout=FeatureLayout("visual", T, 0))
+    m = LinearRecognizer(layout=FeatureLayout("visual", T, 0))
     with torch.no_grad():
         m.head.W.copy_(torch.eye(T))
     return m, X, Y, M
@@ -43,7 +44,7 @@ def _setup(n=50, seed=0):
 
 def _test(tmp_path, batch_size, loggers=False):
     m, X, Y, M = _setup()
-    dm = GifDataModule("unused", batch_size=batch_size)
+    dm = FeatureDataModule(batch_size=batch_size)
     dm.set_features(X, Y, {"test": M})
     cb = PRMetricsCallback(out_dir=str(tmp_path), n_pos=3000, n_all=50000)
     trainer = pl.Trainer(accelerator="cpu", logger=loggers, callbacks=[cb],
@@ -127,10 +128,10 @@ def test_label_exactly_25_is_not_positive_through_the_callback(tmp_path):
     Y = np.repeat(y_col[:, None], T, axis=1)
     X = np.repeat(np.array([3.0, 2.0, 1.0, 0.0], np.float32)[:, None], T, axis=1)  # scores
     M = np.ones((4, T), bool)
-    m = EmotionRecognizer(penalty="none", layout=FeatureLayout("visual", T, 0))
+    m = LinearRecognizer(layout=FeatureLayout("visual", T, 0))
     with torch.no_grad():
         m.head.W.copy_(torch.eye(T))
-    dm = GifDataModule("unused", batch_size=3)
+    dm = FeatureDataModule(batch_size=3)
     dm.set_features(X, Y, {"test": M})
     cb = PRMetricsCallback(out_dir=str(tmp_path), n_pos=3000, n_all=50000, plot=False)
     trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[cb], enable_progress_bar=False,
@@ -150,3 +151,38 @@ def test_rejects_bad_configuration_and_step_outputs():
         PRMetricsCallback(n_pos=10, n_all=5)
     with pytest.raises(TypeError, match="scores, y and mask"):
         PRMetricsCallback()._collect("test", torch.zeros(3))
+
+
+def test_extra_metrics_are_per_emotion_and_averaged_like_a_direct_computation(tmp_path):
+    """A plugged-in metric (scikit-learn's average precision) equals computing it by hand on
+    each emotion's labelled entries and averaging over the emotions with a positive."""
+    from sklearn.metrics import average_precision_score
+
+    from gifemo.eval.callbacks import PRMetricsCallback
+
+    rng = np.random.default_rng(5)
+    n = 40
+    scores = rng.normal(size=(n, 17)).astype(np.float32)
+    y = rng.normal(25, 6, size=(n, 17)).astype(np.float32)
+    mask = rng.random((n, 17)) < 0.7
+    y[:, 3] = 10.0  # an emotion without positives: left out of the average
+    cb = PRMetricsCallback(plot=False, table=False, extra_metrics={"ap": average_precision_score})
+
+    class _T:  # the two trainer attributes _finish reads
+        world_size, is_global_zero, loggers, default_root_dir = 1, True, [], str(tmp_path)
+
+    class _M:
+        def log(self, *a, **k):
+            pass
+
+    cb._collect("test", {"scores": torch.from_numpy(scores), "y": torch.from_numpy(y),
+                         "mask": torch.from_numpy(mask)})
+    cb._finish("test", _T(), _M())
+    pos = (y > 25) & mask
+    want = [average_precision_score(pos[mask[:, t], t], scores[mask[:, t], t])
+            for t in range(17) if pos[:, t].any()]
+    assert cb.metrics["test"]["test/ap"] == pytest.approx(np.mean(want), rel=1e-12)
+    assert "test/ap/contentment" not in cb.metrics["test"]  # column 3 has no positive
+    assert sum(k.startswith("test/ap/") for k in cb.metrics["test"]) == len(want)
+    with pytest.raises(TypeError, match="callable"):
+        PRMetricsCallback(extra_metrics={"bad": 3})

@@ -8,7 +8,9 @@ import torch
 from PIL import Image
 
 from gifemo.data import clips
-from gifemo.data.clips import CLIP_LEN, CROP, RESIZE_HW, clip_starts, make_clips, padded_length
+from gifemo.data.clips import PAPER_CLIPS, ClipSpec, clip_starts, make_clips, padded_length
+
+CLIP_LEN, CROP, RESIZE_HW = PAPER_CLIPS.length, PAPER_CLIPS.crop, PAPER_CLIPS.resize_hw
 
 
 def _brute_force(n_frames):
@@ -172,3 +174,24 @@ def test_bad_frame_count_raises(n):
 def test_bad_cap_raises(k):
     with pytest.raises(ValueError, match="max_clips"):
         clip_starts(20, max_clips=k)
+
+
+def test_other_clip_spec_pads_cuts_and_crops_by_its_own_numbers():
+    """A backbone's own geometry: 8-frame clips every 4 frames, 64x80 resize, 56 crop."""
+    spec = ClipSpec(length=8, stride=4, resize_hw=(64, 80), crop=56)
+    assert padded_length(3, spec) == 8 and padded_length(9, spec) == 12
+    assert clip_starts(9, spec=spec) == [0, 4]
+    rgb = np.zeros((9, 30, 40, 3), dtype=np.uint8)
+    rgb[:, :, :, 0] = np.arange(9)[:, None, None]  # frame index in the red channel
+    out = make_clips(rgb, spec=spec)
+    assert out.shape == (2, 3, 8, 56, 56)
+    # loop-padded to 12 frames: the second clip shows frames 4..8, then 0..2
+    assert out[1, 0, :, 0, 0].tolist() == [4, 5, 6, 7, 8, 0, 1, 2]
+    assert ClipSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("bad", [dict(length=0), dict(stride=-1), dict(crop=200),
+                                 dict(resize_hw=(10,))])
+def test_clip_spec_rejects_bad_geometry(bad):
+    with pytest.raises(ValueError, match="ClipSpec"):
+        ClipSpec(**bad)

@@ -34,7 +34,7 @@ def test_campaign_from_a_training_checkpoint_matches_rank_and_reranks(trained_la
     t = ref.emotions.index(emotion)
     ref_score = dict(zip(ref.ids, ref.scores[:, t]))
     np.testing.assert_allclose([r[1] for r in got], [ref_score[r[0]] for r in got], rtol=1e-5, atol=1e-5)
-    X = np.load(tmp_path / "data" / "real" / "features.npy")
+    X = np.load(tmp_path / "data" / "campaigns" / str(c.id) / "features.npy")
     assert X.shape[0] == len(ref.ids) and X.shape[1] > 0
 
     a, b = Labeller(1, "a", False), Labeller(2, "b", False)

@@ -118,15 +118,17 @@ CHILD = r"""
 import sys, time
 from gifemo.collect.access import Labeller
 from gifemo.collect.db import connect, transaction
-from gifemo.collect.labelling import submit_judgement
+from gifemo.collect.labelling import next_candidate, submit_judgement
 conn = connect(sys.argv[1])
 who = Labeller(1, "l0", False)
 ids = sys.argv[2].split(",")
-for g in ids[:5]:
+for _ in range(5):
+    g = next_candidate(conn, 1, who)["gif_id"]
     submit_judgement(conn, 1, who, g, "yes")
     print("committed", g, flush=True)
+    ids.remove(g)
 conn.execute("BEGIN IMMEDIATE")
-for g in ids[5:]:
+for g in ids:
     conn.execute("INSERT INTO judgements (campaign_id, gif_id, labeller_id, answer, created_at) "
                  "VALUES (1, ?, 1, 'no', 0)", (g,))
 conn.execute("UPDATE campaigns SET n_judgements = n_judgements + 1000")

@@ -12,8 +12,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from gifemo.data.tags import TagVocabulary
-from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout, GPRecognizer
-from gifemo.training import FeatureData, build_model
+from gifemo.features.assemble import FeatureData
+from gifemo.models.gp_recognizer import GPRecognizer
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.linear_recognizer import LinearRecognizer
+from gifemo.training import build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -26,7 +29,7 @@ def _feats(group="visual_tags", dv=8, dt=3) -> FeatureData:
     vocab = TagVocabulary(tags=["happy", "sad", "angry"][:dt])
     layout = FeatureLayout(group, dv if "visual" in group else 0, dt if "tags" in group else 0)
     return FeatureData(rows=np.arange(4), X=np.zeros((4, layout.dim), np.float32), layout=layout,
-                       vocabulary=vocab if layout.uses_tags else None, backbone_info=None, bad=[])
+                       vocabulary=vocab if layout.uses_tags else None, backbone=None, bad=[])
 
 
 def test_groups_exist_as_designed():
@@ -39,42 +42,47 @@ def test_groups_exist_as_designed():
 @pytest.mark.parametrize("model", _options("model"))
 def test_every_model_instantiates_with_runtime_layout(compose_cfg, tmp_path, model):
     cfg = compose_cfg(tmp_path, [f"model={model}"])
-    m = build_model(cfg, _feats())
-    assert isinstance(m, GPRecognizer if model == "gp" else EmotionRecognizer)
-    assert m.backbone_config["width"] == cfg.model.backbone.width
+    m = build_model(cfg.model, _feats())
+    assert isinstance(m, GPRecognizer if model == "gp" else LinearRecognizer)
     if model != "gp":
-        assert m.penalty.name == cfg.model.penalty
+        assert type(m.penalty).__name__ == cfg.model.penalty._target_.rsplit(".", 1)[1]
         assert tuple(m.head.W.shape) == (11, 17)
-        for key in ("rho", "rho1", "rho2", "k"):  # YAML keys are constructor kwargs, 1:1
-            if key in cfg.model:
-                assert m.penalty.config()[key] == cfg.model[key]
+        for key, value in cfg.model.penalty.items():  # YAML keys are constructor kwargs, 1:1
+            if key != "_target_":
+                assert m.penalty.config()[key] == value
+        for setting in m.cv_grid or []:  # every CV grid point builds the same kind of penalty
+            assert type(m.penalty_for(setting)) is type(m.penalty)
 
 
 @pytest.mark.parametrize("features", _options("features"))
 def test_feature_groups(compose_cfg, tmp_path, features):
     cfg = compose_cfg(tmp_path, [f"features={features}"])
     assert cfg.features.group == features
-    m = build_model(cfg, _feats(features))
+    m = build_model(cfg.model, _feats(features))
     assert m.layout.group == features
 
 
 def test_sweep_keys_must_exist_in_the_selected_model(compose_cfg, tmp_path):
-    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "model.rho1=0.1", "model.rho2=10"])
-    assert (cfg.model.rho1, cfg.model.rho2, cfg.model.k) == (0.1, 10, 2)
+    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "model.penalty.rho1=0.1", "model.penalty.rho2=10"])
+    p = cfg.model.penalty
+    assert (p.rho1, p.rho2, p.k) == (0.1, 10, 2)
     with pytest.raises(ConfigCompositionException):
-        compose_cfg(tmp_path, ["model=lasso", "model.rho2=1"])
+        compose_cfg(tmp_path, ["model=lasso", "model.penalty.rho2=1"])
 
 
 def test_data_module_trainer_callbacks_and_loggers_instantiate(compose_cfg, tmp_path):
     from pytorch_lightning import Trainer
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-    from gifemo.data.datamodule import GifDataModule
+    from gifemo.data.feature_datamodule import FeatureDataModule
     from gifemo.eval.callbacks import PRMetricsCallback
+    from gifemo.models.c3d import C3DBackbone
 
     cfg = compose_cfg(tmp_path, [])
     dm = instantiate(cfg.data.datamodule)
-    assert isinstance(dm, GifDataModule) and dm.max_clips_per_gif == 1
+    assert isinstance(dm, FeatureDataModule) and dm.batch_size == cfg.data.datamodule.batch_size
+    bb = instantiate(cfg.backbone)
+    assert isinstance(bb, C3DBackbone) and bb.width == cfg.backbone.width
     cbs = [instantiate(c) for c in cfg.callbacks.values()]
     assert any(isinstance(c, PRMetricsCallback) for c in cbs)
     assert isinstance(instantiate(cfg.logger.csv), CSVLogger)
@@ -93,7 +101,7 @@ def test_demo_defaults_are_explicit_random_weights_and_capped_clips(compose_cfg,
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         raw = compose("train", overrides=["paths.root_dir=/x", "paths.output_dir=/x/o"])
-    assert raw.data.backbone_weights == "random" and raw.model.backbone.weights == "random"
+    assert raw.data.backbone_weights == "random" and raw.backbone.weights == "random"
     assert raw.data.max_clips_per_gif == 2 and raw.data.generate is True
     assert raw.data.manifest == "/x/data/demo"
 
@@ -106,7 +114,7 @@ def test_gifgif_requires_manifest_and_weights(tmp_path):
                                           "paths.output_dir=/x/o"])
     assert OmegaConf.is_missing(cfg.data, "manifest")
     with pytest.raises((MissingMandatoryValue, InterpolationToMissingValueError)):
-        _ = cfg.model.backbone.weights
+        _ = cfg.backbone.weights
     assert cfg.data.max_clips_per_gif is None  # the paper keeps every clip
 
 
@@ -114,8 +122,8 @@ def test_gifgif_requires_manifest_and_weights(tmp_path):
 def test_experiments_compose(compose_cfg, tmp_path, experiment):
     cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
     assert cfg.task_name == experiment
-    assert cfg.model._target_.startswith("gifemo.models.recognizer.")
-    m = build_model(cfg, _feats(cfg.features.group))
+    assert cfg.model._target_.startswith("gifemo.models.")
+    m = build_model(cfg.model, _feats(cfg.features.group))
     assert m.layout.group == cfg.features.group
 
 
@@ -143,6 +151,6 @@ def test_run_dirs_are_unique_per_run_and_per_job(compose_cfg, tmp_path):
 
 def test_minibatch_optimizer_is_a_partial(compose_cfg, tmp_path):
     cfg = compose_cfg(tmp_path, ["model=lasso", "model.fit=minibatch"])
-    m = build_model(cfg, _feats())
+    m = build_model(cfg.model, _feats())
     opt = m.configure_optimizers()
     assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["lr"] == cfg.model.optimizer.lr

@@ -1,4 +1,4 @@
-"""GifDataModule: packed clip batches (predict) and feature batches (fit/val/test)."""
+"""ClipDataModule (stage 1: packed clip batches) and FeatureDataModule (stage 2: feature batches)."""
 import csv
 import math
 
@@ -8,7 +8,9 @@ import torch
 from PIL import Image
 
 from gifemo.data.clips import make_clips
-from gifemo.data.datamodule import GifDataModule, PackedClipBatches, shard_for_rank
+from gifemo.data.feature_datamodule import FeatureDataModule
+from gifemo.features.clip_batches import PackedClipBatches, shard_for_rank
+from gifemo.features.clip_datamodule import ClipDataModule
 from gifemo.data.decode import GifDecodeError, decode
 from gifemo.data.manifest import write_dataset
 
@@ -72,7 +74,7 @@ def test_packing_fills_batches_and_keeps_every_clip_once(batch):
 
 
 def test_packing_splits_work_across_ranks_and_workers(dataset_dir):
-    dm = GifDataModule(str(dataset_dir), clip_batch_size=2, num_workers=2)
+    dm = ClipDataModule(str(dataset_dir), clip_batch_size=2, num_workers=2)
     dm.setup("predict")
     dm.select_for_predict([0, 1, 2, 3, 4])
     seen = []
@@ -86,7 +88,7 @@ def test_packing_splits_work_across_ranks_and_workers(dataset_dir):
 
 def test_predict_batches_hold_the_gif_clips_and_bad_files_are_logged(dataset_dir, tmp_path):
     run_dir = tmp_path / "run"
-    dm = GifDataModule(str(dataset_dir), clip_batch_size=4, run_dir=str(run_dir))
+    dm = ClipDataModule(str(dataset_dir), clip_batch_size=4, run_dir=str(run_dir))
     dm.setup("predict")
     clips_by_gif = {}
     for b in dm.predict_dataloader():
@@ -104,10 +106,10 @@ def test_predict_batches_hold_the_gif_clips_and_bad_files_are_logged(dataset_dir
 
 def test_unknown_decode_limit_and_backend_are_refused(dataset_dir):
     with pytest.raises(TypeError, match="max_frame"):
-        GifDataModule(str(dataset_dir), max_frame=3)
+        ClipDataModule(str(dataset_dir), max_frame=3)
     with pytest.raises(ValueError, match="'ffmpeg'"):
-        GifDataModule(str(dataset_dir), backend="ffmpeg")
-    dm = GifDataModule(str(dataset_dir), max_frames=3)
+        ClipDataModule(str(dataset_dir), backend="ffmpeg")
+    dm = ClipDataModule(str(dataset_dir), max_frames=3)
     assert dm.limits.max_frames == 3
 
 
@@ -124,7 +126,7 @@ def _features(n=10, d=5, seed=0):
 
 def test_features_stage_batches_and_full_batch():
     X, Y, masks = _features()
-    dm = GifDataModule("unused", batch_size=4, seed=3)
+    dm = FeatureDataModule(batch_size=4, seed=3)
     dm.set_features(X, Y, masks)
     Xt, Yt, Mt = dm.full_batch("train")
     rows = masks["train"].any(1)
@@ -136,7 +138,7 @@ def test_features_stage_batches_and_full_batch():
     assert [b[0].shape[0] for b in batches] == [4, 2]
     order = torch.cat([b[0] for b in batches])
     assert sorted(map(tuple, order.tolist())) == sorted(map(tuple, Xt.tolist()))
-    dm2 = GifDataModule("unused", batch_size=4, seed=3)
+    dm2 = FeatureDataModule(batch_size=4, seed=3)
     dm2.set_features(X, Y, masks)
     torch.testing.assert_close(torch.cat([b[0] for b in dm2.train_dataloader()]), order)  # seeded
     test_batches = list(dm.test_dataloader())
@@ -147,7 +149,7 @@ def test_features_stage_batches_and_full_batch():
 
 def test_features_stage_validates_inputs():
     X, Y, masks = _features()
-    dm = GifDataModule("unused")
+    dm = FeatureDataModule()
     with pytest.raises(RuntimeError, match="set_features"):
         dm.setup("fit")
     with pytest.raises(ValueError, match="Y must be"):

@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 
 from gifemo.data import demo
 from gifemo.data.ratings_cache import CACHE_DIR
-from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, NEGATIVE_GROUP, POSITIVE_GROUP, TABLE1_TAGS
+from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS, POSITIVE_GROUP, TABLE1_TAGS
 from gifemo.data.manifest import load_dataset
 from gifemo.data.summary import (GifTimingError, format_label_balance, gif_timing,
                                  summarize_dataset, text_histogram)
@@ -275,10 +275,24 @@ def test_gif_timing_errors(tmp_path, made):
         gif_timing(tmp_path / "x.gif")
     data = (path / truth["paths"][0]).read_bytes()
     (tmp_path / "t.gif").write_bytes(data[:40])
-    with pytest.raises(GifTimingError, match="no complete image"):
+    with pytest.raises(GifTimingError, match="t.gif: truncated"):
         gif_timing(tmp_path / "t.gif")
     with pytest.raises(GifTimingError, match="cannot read"):
         gif_timing(tmp_path / "missing.gif")
+
+
+def test_gif_timing_counts_composed_frames_like_the_decoder(tmp_path):
+    """Two images drawn into one frame (the first has no delay) count as one frame of the
+    second image's delay, as decode() composes them; a plain per-image count would say 3."""
+    from gifemo.data.decode import decode
+    from gifgen import Img, gif_bytes
+
+    path = tmp_path / "multi.gif"
+    one = np.ones((1, 1), np.uint8)
+    path.write_bytes(gif_bytes(8, 8, [Img(one, delay_cs=0), Img(one, left=1, delay_cs=7),
+                                      Img(one * 0, top=1, delay_cs=9)], loop=0))
+    frames = decode(path)
+    assert gif_timing(path) == (len(frames.delays_ms), frames.delays_ms.tolist()) == (2, [70, 90])
 
 
 def test_text_histogram_counts_everything():

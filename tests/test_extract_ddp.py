@@ -22,7 +22,7 @@ from torch.utils.data.distributed import DistributedSampler
 from gifemo.features.clip_batches import ClipBatch, PackedClipBatches
 from gifemo.data.decode import GifDecodeError
 from gifemo.features.cache import FeatureCache
-from gifemo.features.pooling import mean_l2
+from gifemo.models.pooling import mean_l2
 from gifemo.features.shard_buffer import ShardBuffer
 
 N_CLIPS = [1, 3, 1, 2, 5, 1, 1, 4, 2]  # GIF i has N_CLIPS[i] clips

@@ -11,11 +11,11 @@ from PIL import Image
 from gifemo.data.clips import make_clips
 from gifemo.data.decode import decode
 from gifemo.data.manifest import load_dataset, write_dataset
-from gifemo.features import extract as extract_mod
+from gifemo.features import visual_features as extract_mod
 from gifemo.features import ensure_visual_features
 from gifemo.features.cache import FeatureCache, canonical_json, fingerprint_files, settings_key
 from gifemo.file_hash import file_sha256
-from gifemo.features.pooling import ClipMeanAccumulator, mean_l2
+from gifemo.models.pooling import ClipMeanAccumulator, mean_l2
 from gifemo.features.writer import ShardWriter
 from gifemo.models.c3d import build_backbone
 
@@ -95,12 +95,12 @@ def test_features_are_l2_normalised_means_over_clips(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(table.visual, axis=1), 1.0, rtol=1e-5)
     paths = [root / "gifs" / f"g{i}.gif" for i in range(len(FRAMES))]
     np.testing.assert_allclose(table.visual, _reference_features(paths), rtol=1e-4, atol=1e-6)
-    assert table.weights_id == f"random:seed=0:width={WIDTH:g}"
+    assert table.backbone["weights_id"] == f"random:seed=0:width={WIDTH:g}"
     assert table.n_computed == 6 and table.bad == []
     index = FeatureCache(tmp_path / "cache", table.settings).load_index()
     assert [g["id"] for g in index["gifs"]] == table.ids
     assert all(len(g["sha256"]) == 64 for g in index["gifs"])
-    assert index["settings"]["decode_backend"] == "pyav" and index["weights_id"] == table.weights_id
+    assert index["settings"]["decode_backend"] == "pyav" and index["backbone"] == table.backbone
 
 
 def test_finished_cache_is_reused_without_computing(tmp_path, monkeypatch):

@@ -73,30 +73,41 @@ def test_scorer_uses_only_masked_rows_and_eq5():
     np.testing.assert_array_equal(a.predict(Xs)[0], b.predict(Xs)[0])
     assert list(a.n_train_) == list(mask.sum(0))
     # each column against scikit-learn's GP on that emotion's labelled rows, at the fitted
-    # hyperparameters (latent variance: noise on the training diagonal only), then eq. 5
-    # log p = -(50 - mu)^2 / (2 V) applied to sklearn's mean and variance (p itself underflows
-    # to 0 this far below 50, which is why ranking uses the log)
+    # hyperparameters (latent variance: noise on the training diagonal only), then eq. 5 as
+    # printed, log p = -(50 - mu) / (2 V), and the squared form, applied to sklearn's mean and
+    # variance (p itself can underflow to 0 far below 50, which is why ranking uses the log)
     log_p = a.log_score(Xs)
     assert log_p.shape == (7, 3) and (log_p < 0).all()
     np.testing.assert_array_equal(a.score(Xs), np.exp(log_p))
+    a.score_form = "squared"
+    log_sq = a.log_score(Xs)
+    a.score_form = "printed"
     for t, gp in enumerate(a.models_):
         rows = mask[:, t]
         sk = GaussianProcessRegressor(ConstantKernel(gp.amplitude_, "fixed")
                                       * RBF(gp.length_scale_, "fixed"), alpha=gp.noise_,
                                       normalize_y=True, optimizer=None).fit(X[rows], Y[rows, t])
         m, sd = sk.predict(Xs, return_std=True)
-        np.testing.assert_allclose(log_p[:, t], -(50 - m) ** 2 / (2 * sd ** 2), rtol=1e-6)
+        np.testing.assert_allclose(log_p[:, t], -(50 - m) / (2 * sd ** 2), rtol=1e-6)
+        np.testing.assert_allclose(log_sq[:, t], -(50 - m) ** 2 / (2 * sd ** 2), rtol=1e-6)
+    # each column is the single-emotion GP on its labelled rows
+    t = 1
+    single = ExactGP(seed=t).fit(X[mask[:, t]], Y[mask[:, t], t])
+    np.testing.assert_allclose(a.predict(Xs)[0][:, t], single.predict(Xs)[0], rtol=1e-12)
 
 
 def test_eq5_by_hand(monkeypatch):
-    """µ = 50 scores 1 whatever V; (50 - µ)² = 2V scores e^-1; larger V ranks a low µ higher."""
-    a = GPScorer()
+    """Printed eq. 5: µ = 50 scores 1 whatever V, then -(50 - µ)/(2V); squared form:
+    (50 - µ)² = 2V scores e^-1; in both a larger V ranks a low µ higher."""
     mean = np.array([[50.0, 40.0, 30.0, 30.0]])
     var = np.array([[1.0, 50.0, 200.0, 50.0]])
-    monkeypatch.setattr(a, "predict", lambda X: (mean, var))
-    np.testing.assert_allclose(a.log_score(None), [[0.0, -1.0, -1.0, -4.0]])
-    np.testing.assert_allclose(a.score(None), [[1.0, 0.36787944117144233, 0.36787944117144233,
-                                                0.01831563888873418]])
+    printed, squared = GPScorer(), GPScorer(score_form="squared")
+    for g in (printed, squared):
+        monkeypatch.setattr(g, "predict", lambda X: (mean, var))
+    np.testing.assert_allclose(printed.log_score(None), [[0.0, -0.1, -0.05, -0.2]])
+    np.testing.assert_allclose(squared.log_score(None), [[0.0, -1.0, -1.0, -4.0]])
+    np.testing.assert_allclose(squared.score(None), [[1.0, 0.36787944117144233, 0.36787944117144233,
+                                                      0.01831563888873418]])
 
 
 def test_subset_above_max_train_is_seeded_and_logged(caplog):

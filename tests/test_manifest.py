@@ -130,13 +130,13 @@ def test_bad_votes_are_reported_with_rows(tmp_path):
         "fear,a,b,left",        # 2 fine
         "joy,a,b,left",         # 3 unknown emotion
         "fear,a,ghost,right",   # 4 unknown id
-        "fear,a,b,both",        # 5 bad choice
+        "fear,a,b,equal",       # 5 bad choice
         "fear,b,b,left",        # 6 self
         "fear,a,b",             # 7 short
     ]) + "\n", "votes.csv")
     err, where = _problems(tmp_path)
     assert where == {("votes.csv", r) for r in (3, 4, 5, 6, 7)}
-    for needle in ("unknown emotion 'joy'", "'ghost' is not in the dataset", "unknown choice 'both'",
+    for needle in ("unknown emotion 'joy'", "'ghost' is not in the dataset", "unknown choice 'equal'",
                    "compared with itself"):
         assert needle in str(err)
 

@@ -14,8 +14,10 @@ import torch
 from gifemo.checkpoint import save_checkpoint
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.manifest import load_dataset
-from gifemo.models.c3d import build_backbone, save_c3d_safetensors, weights_info
-from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout
+from gifemo.models.c3d import C3DBackbone, build_backbone, save_c3d_safetensors, weights_info
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.linear_recognizer import LinearRecognizer
+from gifemo.models.penalties import RidgePenalty
 from gifemo.rank import BackboneMismatchError, RankError, rank_gifs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,10 +139,11 @@ def weights_files(tmp_path):
 
 
 def _ckpt_for(weights, dim, path, width=0.0625):
-    m = EmotionRecognizer("ridge", 1.0, layout=FeatureLayout("visual", dim, 0))
-    info = weights_info(weights, width, seed=1)
-    m.backbone_info = {**info.to_dict(), "weights_id": info.weights_id}
-    return save_checkpoint(m, path)
+    m = LinearRecognizer(RidgePenalty(1.0), layout=FeatureLayout("visual", dim, 0))
+    config = {"_target_": "gifemo.models.c3d.C3DBackbone", "weights": str(weights),
+              "width": width, "seed": 1, "convention": None}
+    m.backbone_info = C3DBackbone(**{k: v for k, v in config.items() if k != "_target_"}).identity()
+    return save_checkpoint(m, path, backbone_config=config)
 
 
 def test_mismatched_backbone_hash_is_refused(weights_files, demo_dir, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""EmotionRecognizer / GPRecognizer: exact fit vs scikit-learn, minibatch vs exact, raw-GIF
+"""LinearRecognizer / GPRecognizer: exact fit vs scikit-learn, minibatch vs exact, raw-GIF
 scoring vs a hand computation, layout rules (synthetic data; no dataset needed)."""
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import pytorch_lightning as pl
 import torch
 from sklearn.linear_model import Lasso
 
-from gifemo.data.datamodule import GifDataModule
+from gifemo.data.feature_datamodule import FeatureDataModule
 from gifemo.data.tags import TagVocabulary
-from gifemo.models.c3d import build_backbone
+from gifemo.models.c3d import C3DBackbone, build_backbone
 from gifemo.models.gp import GPScorer
-from gifemo.models.penalties import RidgePenalty
-from gifemo.models.recognizer import EmotionRecognizer, FeatureLayout, GPRecognizer
+from gifemo.models.gp_recognizer import GPRecognizer
+from gifemo.models.layout import FeatureLayout
+from gifemo.models.linear_recognizer import LinearRecognizer
+from gifemo.models.penalties import RidgePenalty, make_penalty
 from gifemo.models.solvers import fit_multitask_linear
 
 T = 17
@@ -28,8 +30,12 @@ def _data(n=80, d=12, seed=0, labelled=0.7):
     return X, Y.astype(np.float32), M
 
 
-def _model(d=12, **kw):
-    return EmotionRecognizer(layout=FeatureLayout("visual", d, 0), **kw)
+_PENALTY_KEYS = ("rho", "rho1", "rho2", "k")
+
+
+def _model(d=12, penalty="none", **kw):
+    hp = {k: kw.pop(k) for k in _PENALTY_KEYS if k in kw}
+    return LinearRecognizer(make_penalty(penalty, **hp), layout=FeatureLayout("visual", d, 0), **kw)
 
 
 def test_layout_order_and_validation():
@@ -63,16 +69,21 @@ def test_exact_fit_equals_sklearn_lasso_per_emotion():
                                X @ m.head.W.detach().numpy() + m.head.b.detach().numpy(), rtol=1e-5)
 
 
-def test_penalty_kwargs_are_checked():
+def test_penalty_settings_are_checked():
     with pytest.raises(ValueError, match="bad arguments"):
         _model(penalty="lasso", rho=1.0, rho2=3.0)
-    m = _model(penalty="clustered_mtl", rho1=1.0, rho2=2.0, k=3, cv_grid=[[1, 2], [3, 4]])
-    p = m.penalty_for([3, 4])
+    m = _model(penalty="clustered_mtl", rho1=1.0, rho2=2.0, k=3,
+               cv_grid=[{"rho1": 1, "rho2": 2}, {"rho1": 3, "rho2": 4}])
+    p = m.penalty_for({"rho1": 3, "rho2": 4})
     assert (p.rho1, p.rho2, p.k) == (3.0, 4.0, 3)
-    with pytest.raises(ValueError, match="pairs"):
+    with pytest.raises(ValueError, match="mapping"):
         m.penalty_for(3.0)
+    with pytest.raises(ValueError, match="no hyperparameter"):  # a grid for another penalty
+        _model(penalty="lasso", rho=1.0, cv_grid=[{"rho1": 1.0}])
     with pytest.raises(ValueError, match="fit must be"):
         _model(fit="sgd")
+    with pytest.raises(TypeError, match="penalty must be"):
+        LinearRecognizer("lasso", layout=FeatureLayout("visual", 3, 0))
 
 
 @pytest.mark.parametrize("penalty,rho,opt", [
@@ -84,7 +95,7 @@ def test_minibatch_training_approaches_the_exact_optimum(penalty, rho, opt, tmp_
     """Adam through the Lightning loop (prox step for lasso) ends near F*; the reported gap
     is the objective's true relative excess over an independent exact solve."""
     X, Y, M = _data(n=96, d=10, seed=1)
-    dm = GifDataModule("unused", batch_size=48, seed=0)
+    dm = FeatureDataModule(batch_size=48, seed=0)
     dm.set_features(X, Y, {"train": M})
     kw = {"rho": rho} if rho is not None else {"rho1": 10.0, "rho2": 10.0, "k": 2}
     m = _model(d=10, penalty=penalty, fit="minibatch", optimizer=opt, **kw)
@@ -102,15 +113,17 @@ def test_minibatch_training_approaches_the_exact_optimum(penalty, rho, opt, tmp_
     assert 0 <= m.rel_gap_to_optimum < 1e-2
 
 
-def test_exact_mode_through_trainer_fit_solves_in_on_fit_start(tmp_path):
+def test_exact_mode_has_one_path_fit_exact_and_refuses_trainer_fit(tmp_path):
     X, Y, M = _data(n=40, d=6, seed=2)
-    dm = GifDataModule("unused", batch_size=8)
+    dm = FeatureDataModule(batch_size=8)
     dm.set_features(X, Y, {"train": M})
     m = _model(d=6, penalty="ridge", rho=1.0)
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0, default_root_dir=tmp_path)
-    trainer.fit(m, datamodule=dm)
+    with pytest.raises(RuntimeError, match="fit_exact"):
+        trainer.fit(m, datamodule=dm)
+    m.fit_exact(*dm.full_batch("train"))
     ref = fit_multitask_linear(X, Y, M, RidgePenalty(1.0))
     np.testing.assert_allclose(m.head.W.detach().numpy(), ref.W.numpy(), atol=1e-4)
     assert m.fit_result.rel_gap <= 1e-4
@@ -119,15 +132,16 @@ def test_exact_mode_through_trainer_fit_solves_in_on_fit_start(tmp_path):
 def test_score_gifs_is_backbone_mean_l2_concat_head():
     """Raw-GIF scoring equals the hand computation of the paper's feature (§3.3-3.4)."""
     torch.manual_seed(0)
-    net, info = build_backbone("random", width=0.0625, seed=3)
+    backbone = C3DBackbone("random", width=0.0625, seed=3)
+    net, _ = build_backbone("random", width=0.0625, seed=3)  # the same network, built directly
     vocab = TagVocabulary(tags=["happy", "sad", "lol"])
     dv = net.output_dim
-    m = EmotionRecognizer(penalty="ridge", rho=1.0, layout=FeatureLayout("visual_tags", dv, 3),
-                          vocabulary=vocab)
+    m = LinearRecognizer(RidgePenalty(1.0), layout=FeatureLayout("visual_tags", dv, 3),
+                         vocabulary=vocab)
     with torch.no_grad():
         m.head.W.normal_()
         m.head.b.normal_()
-    m.attach_backbone(net, info)
+    m.attach_backbone(backbone)
     clips = [torch.randint(0, 256, (2, 3, 16, 112, 112)).float(),
              torch.randint(0, 256, (1, 3, 16, 112, 112)).float()]
     tags = [["Happy", "lol", "lol", "unknown"], []]
@@ -142,10 +156,9 @@ def test_score_gifs_is_backbone_mean_l2_concat_head():
         rows.append(np.concatenate([f, t]))
     want = np.stack(rows) @ m.head.W.detach().double().numpy() + m.head.b.detach().double().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    assert m.backbone_info["sha256"] == "random"
-    wrong, _ = build_backbone("random", width=0.125)
+    assert m.backbone_info["weights_id"] == "random:seed=3:width=0.0625"
     with pytest.raises(ValueError, match="backbone outputs"):
-        m.attach_backbone(wrong)
+        m.attach_backbone(C3DBackbone("random", width=0.125))
 
 
 def test_gp_recognizer_scores_are_log_eq5_and_state_round_trips():
@@ -158,7 +171,7 @@ def test_gp_recognizer_scores_are_log_eq5_and_state_round_trips():
     # ranking by the output = ranking by eq. 5 wherever eq. 5 does not underflow
     mean, var = ref.predict(X[:7])
     np.testing.assert_allclose(np.exp(m(x).numpy().astype(np.float64)),
-                               np.exp(-(50 - mean) ** 2 / (2 * var)), rtol=1e-4, atol=1e-30)
+                               np.exp(-(50 - mean) / (2 * var)), rtol=1e-4, atol=1e-30)
     m2 = GPRecognizer(max_train=100, layout=FeatureLayout("visual", 5, 0))
     m2.load_head_state(m.head_state())
     np.testing.assert_allclose(m2(x).numpy(), m(x).numpy(), rtol=1e-6)

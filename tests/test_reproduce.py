@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from gifemo.data.emotions import EMOTIONS
-from gifemo.eval.reproduce import PAPER_TABLE2, load_settings, run_overrides
-from gifemo.eval.report import orderings
+from gifemo.paper.reproduce import PAPER_TABLE2, load_settings, run_overrides
+from gifemo.paper.report import orderings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -35,15 +35,15 @@ def _read(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def quick_report(session_root, compose_cfg, tmp_path_factory):
     """The quick setting, two seeds, on the conftest's tiny demo set and feature cache."""
-    from gifemo.eval.reproduce import reproduce
+    from gifemo.paper.report import reproduce
 
     out = tmp_path_factory.mktemp("reproduce")
     settings = load_settings(CONF / "reproduce.yaml", "quick")
     # the trace-norm-type solvers are the slow part (seconds to tens of seconds per fit even
     # here): one loose fit at a fixed strength keeps the module near a minute on 2 cores
     mo = settings["method_overrides"]
-    mo["trace_norm"] = ["select_rho=false", "model.rho=30.0", "model.tol=1.0e-2"]
-    mo["clustered_mtl"] = ["select_rho=false", "model.rho1=10.0", "model.rho2=1.0",
+    mo["trace_norm"] = ["select_rho=false", "model.penalty.rho=30.0", "model.tol=1.0e-2"]
+    mo["clustered_mtl"] = ["select_rho=false", "model.penalty.rho1=10.0", "model.penalty.rho2=1.0",
                            "model.tol=1.0e-2", "select_k_trace_rho=30.0"]
     rep, report = reproduce(lambda ov: compose_cfg(out / "unused", ov), settings, out,
                             seeds=[0, 1])
@@ -166,7 +166,7 @@ def test_svm_baseline_matches_a_direct_sklearn_fit():
     from sklearn.model_selection import train_test_split
     from sklearn.svm import LinearSVC
 
-    from gifemo.eval.svm_baseline import svm_binary_relevance
+    from gifemo.paper.svm_baseline import svm_binary_relevance
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 5))
@@ -184,7 +184,7 @@ def test_svm_baseline_matches_a_direct_sklearn_fit():
 
 
 def test_overlap_rates_and_pca_by_hand():
-    from gifemo.eval.figures import overlap_rates, pca_2d
+    from gifemo.paper.figures import overlap_rates, pca_2d
 
     P = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], bool)
     O = overlap_rates(P)

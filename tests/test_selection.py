@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LassoCV
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import PredefinedSplit
 
 from gifemo.eval.metrics import evaluate_rankings
-from gifemo.eval.selection import choose_k_silhouette, select_rho_cv
+from gifemo.models.selection import choose_k_silhouette, select_rho_cv
 from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import fit_multitask_linear
 

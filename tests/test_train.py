@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from gifemo.data.emotions import EMOTIONS
 from gifemo.eval.metrics import NoPositivesWarning
@@ -50,7 +51,7 @@ def _check_run(metrics: dict, objects: dict) -> None:
 
 def test_check_run_fails_a_constant_scorer(compose_cfg, tmp_path):
     """The outcome check can fail: a lasso so strong that W = 0 scores every GIF alike."""
-    cfg = compose_cfg(tmp_path, ["model.rho=1.0e9", "features=tags"])
+    cfg = compose_cfg(tmp_path, ["model.penalty.rho=1.0e9", "features=tags"])
     metrics, objects = run_train(cfg)
     assert float(objects["model"].head.W.abs().max()) == 0.0
     assert metrics["test/pr_auc"] == pytest.approx(metrics["test/unsorted_pr_auc"], abs=1e-9)
@@ -84,7 +85,7 @@ def test_trained_lasso_matches_an_independent_evaluation(trained_lasso):
 
 
 @pytest.mark.parametrize("model,extra", [
-    ("trace_norm", ["model.rho=100.0"]),  # FISTA: ~1,700 iterations at rho=1 here, fewer above
+    ("trace_norm", ["model.penalty.rho=100.0"]),  # FISTA: ~1,700 iterations at rho=1 here, fewer above
     ("clustered_mtl", []),
     ("ridge", []),
     ("gp", ["model.max_train=200"]),
@@ -93,7 +94,7 @@ def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extr
     cfg = compose_cfg(tmp_path, [f"model={model}", *extra])
     metrics, objects = run_train(cfg)
     _check_run(metrics, objects)
-    assert type(objects["model"]).__name__ == ("GPRecognizer" if model == "gp" else "EmotionRecognizer")
+    assert type(objects["model"]).__name__ == ("GPRecognizer" if model == "gp" else "LinearRecognizer")
     if model != "gp":
         assert metrics["fit/rel_gap"] <= 1e-4  # the exact solver's certificate
 
@@ -101,12 +102,12 @@ def test_each_model_kind_trains_and_evaluates(compose_cfg, tmp_path, model, extr
 def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
     """features=tags runs no C3D; select_rho=true fits the ρ that an independent
     select_rho_cv on the same split and features picks (and that is not the grid's first)."""
-    from gifemo.eval.selection import select_rho_cv
     from gifemo.models.penalties import L1Penalty
+    from gifemo.models.selection import select_rho_cv
 
     grid = [30.0, 3.0, 0.3]
     cfg = compose_cfg(tmp_path, ["features=tags", "select_rho=true", "data.split.n_folds=3",
-                                 f"model.cv_grid=[{','.join(map(str, grid))}]"])
+                                 "model.cv_grid=[" + ",".join(f"{{rho:{g}}}" for g in grid) + "]"])
     metrics, objects = run_train(cfg)
     model, f, ds, split = objects["model"], objects["features"], objects["dataset"], objects["split"]
     assert model.layout.visual_dim == 0 and model.layout.tag_dim > 0
@@ -121,18 +122,20 @@ def test_tags_only_with_cross_validated_rho(compose_cfg, tmp_path):
     assert metrics["cv/best_index"] == sel.best_index
     assert metrics["cv/best_score"] == pytest.approx(sel.scores[sel.best_index])
     ckpt = torch.load(objects["checkpoint_path"], weights_only=True)
-    assert ckpt["backbone"] is None and ckpt["penalty"]["rho"] == sel.best
+    assert ckpt["backbone"] is None
+    assert ckpt["hyperparameters"]["penalty"]["rho"] == sel.best
 
 
 def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
     """select_k: k from k-means silhouette on the trace-norm W's columns (paper Fig. 6), equal to
     an independent fit + choose_k_silhouette on the same split (configured k is another value)."""
-    from gifemo.eval.selection import choose_k_silhouette
     from gifemo.models.penalties import TraceNormPenalty
+    from gifemo.models.selection import choose_k_silhouette
     from gifemo.models.solvers import fit_multitask_linear
 
     configured_k = 10
-    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "select_k=true", f"model.k={configured_k}",
+    cfg = compose_cfg(tmp_path, ["model=clustered_mtl", "select_k=true",
+                                 f"model.penalty.k={configured_k}",
                                  "select_k_trace_rho=30.0", "features=tags", "evaluate_test=false",
                                  "save_checkpoint=false"])
     metrics, objects = run_train(cfg)
@@ -147,7 +150,7 @@ def test_clustered_mtl_k_by_silhouette(compose_cfg, tmp_path):
 
 @pytest.mark.slow  # the minibatch maths is tested fast in test_recognizer; this is the wiring
 def test_minibatch_fit_reports_gap_to_exact_optimum(compose_cfg, tmp_path):
-    cfg = compose_cfg(tmp_path, ["model=ridge", "model.rho=10.0", "model.fit=minibatch",
+    cfg = compose_cfg(tmp_path, ["model=ridge", "model.penalty.rho=10.0", "model.fit=minibatch",
                                  "model.optimizer.lr=0.05", "trainer.max_epochs=100",
                                  "data.datamodule.batch_size=16",
                                  "features=tags"])
@@ -173,7 +176,7 @@ def test_validation_fold_and_optimized_metric(compose_cfg, tmp_path):
 
 def test_missing_weights_for_real_data_is_a_clear_error(compose_cfg, tmp_path, demo_dir):
     cfg = compose_cfg(tmp_path, ["data=gifgif", f"data.manifest={demo_dir}"])
-    with pytest.raises(ConfigError, match="model.backbone.weights"):
+    with pytest.raises(ConfigError, match="backbone.weights"):
         run_train(cfg)
 
 
@@ -205,6 +208,41 @@ def test_multirun_gives_each_job_its_own_dir(small_run_overrides, demo_dir, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpts = sorted(sweep.glob("*/checkpoint.pt"))
     assert len(ckpts) == 2 and ckpts[0].parent != ckpts[1].parent
-    kinds = sorted(torch.load(c, weights_only=True)["penalty"]["name"] for c in ckpts)
+    kinds = sorted(torch.load(c, weights_only=True)["hyperparameters"]["penalty"]["name"]
+                   for c in ckpts)
     assert kinds == ["lasso", "ridge"]
     assert proc.stdout.count("PR-AUC") == 2
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials_and_reports_the_best(small_run_overrides, demo_dir, tmp_path):
+    """hparams_search=clustered_mtl_optuna: the Optuna sweeper runs n trials of train.py and
+    reports the best (rho1, rho2, k) by val/pr_auc."""
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in small_run_overrides(tmp_path) if not o.startswith("paths.output_dir")]
+    cmd = [sys.executable, str(REPO / "train.py"), "hparams_search=clustered_mtl_optuna",
+           "hydra.sweeper.n_trials=2", "features=tags", *overrides, f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(sorted(sweep.glob("*/checkpoint.pt"))) == 2
+    assert "Best parameters" in proc.stdout + proc.stderr
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert 0.0 < best.best_value <= 1.0 and "model.penalty.k" in best.best_params
+
+
+def test_k_comes_from_the_cross_validated_trace_norm_w(compose_cfg, tmp_path):
+    """select_k_trace_rho=cv: clustered MTL's k is the silhouette k of the W that the
+    cross-validated trace-norm run fits on the same split (what Figure 6 shows)."""
+    from gifemo.models.selection import choose_k_silhouette
+
+    common = ["features=tags", "data.split.n_folds=3", "trace_norm_grid=[{rho:30.0},{rho:3.0}]",
+              "evaluate_test=false", "save_checkpoint=false", "model.tol=1.0e-3"]
+    m_tn, o_tn = run_train(compose_cfg(tmp_path / "tn", ["model=trace_norm", "select_rho=true",
+                                                         *common]))
+    m_cm, o_cm = run_train(compose_cfg(tmp_path / "cm", ["model=clustered_mtl", "select_k=true",
+                                                         "select_k_trace_rho=cv", *common]))
+    tn_rho = o_tn["model"].penalty.rho
+    assert m_cm["cv/k_trace_rho"] == tn_rho
+    k, _ = choose_k_silhouette(o_tn["model"].head.W.detach().double(), range(2, 11))
+    assert o_cm["model"].penalty.k == k == m_cm["cv/k"]

@@ -1,8 +1,10 @@
 """Per-person access tokens: created by an admin command, stored only as SHA-256 hashes.
 
 A token is 32 random bytes from :mod:`secrets` (URL-safe text). The database keeps its SHA-256,
-so a copy of the database does not give anyone a way in; a lost token is replaced by creating
-a new labeller. Admin tokens (``is_admin``) may also create campaigns, re-rank and export.
+so a copy of the database does not give anyone a way in. A lost or leaked token is replaced
+with :func:`rotate_token` (the old one stops working at once); :func:`revoke_labeller` shuts a
+person out for good while keeping their answers. Admin tokens (``is_admin``) may also create
+campaigns, re-rank, reopen and export.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from gifemo.collect.db import now, transaction
-from gifemo.collect.errors import Conflict, InvalidInput
+from gifemo.collect.errors import Conflict, InvalidInput, NotFound
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -28,9 +30,40 @@ class Labeller:
     is_admin: bool
 
 
+REVOKED = "revoked:"   # prefix of the stored hash of a revoked labeller: no token hashes to it
+
+
 def token_hash(token: str) -> str:
     """Hex SHA-256 of a token (what the database stores)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _labeller_row(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
+    r = conn.execute("SELECT id, name, token_sha256 FROM labellers WHERE name = ?", (name,)).fetchone() \
+        if isinstance(name, str) and _NAME.match(name) else None
+    if r is None:
+        raise NotFound(f"no labeller {name!r}")
+    return r
+
+
+def rotate_token(conn: sqlite3.Connection, name: str) -> str:
+    """Give ``name`` a new token (returned, shown once); the old one stops working. Also
+    re-admits a revoked labeller."""
+    token = secrets.token_urlsafe(32)
+    with transaction(conn):
+        r = _labeller_row(conn, name)
+        conn.execute("UPDATE labellers SET token_sha256 = ? WHERE id = ?", (token_hash(token), r["id"]))
+    return token
+
+
+def revoke_labeller(conn: sqlite3.Connection, name: str) -> None:
+    """Shut ``name`` out: their token stops working and their leases are released; their
+    answers and votes stay."""
+    with transaction(conn):
+        r = _labeller_row(conn, name)
+        conn.execute("UPDATE labellers SET token_sha256 = ? WHERE id = ?",
+                     (f"{REVOKED}{r['id']}:{secrets.token_hex(8)}", r["id"]))
+        conn.execute("DELETE FROM leases WHERE labeller_id = ?", (r["id"],))
 
 
 def create_labeller(conn: sqlite3.Connection, name: str, *, admin: bool = False) -> str:
@@ -47,15 +80,16 @@ def create_labeller(conn: sqlite3.Connection, name: str, *, admin: bool = False)
 
 
 def authenticate(conn: sqlite3.Connection, token: str | None) -> Labeller | None:
-    """The labeller holding ``token``, or None."""
-    if not token or len(token) > 256:
+    """The labeller holding ``token``, or None (also for text that is not a token at all)."""
+    if not isinstance(token, str) or not token or len(token) > 256 or not token.isascii():
         return None
     row = conn.execute("SELECT id, name, is_admin FROM labellers WHERE token_sha256 = ?",
                        (token_hash(token),)).fetchone()
     return None if row is None else Labeller(row["id"], row["name"], bool(row["is_admin"]))
 
 
-def list_labellers(conn: sqlite3.Connection) -> list[Labeller]:
-    """Every labeller, by id."""
+def list_labellers(conn: sqlite3.Connection, *, revoked: bool = False) -> list[Labeller]:
+    """Every labeller (revoked ones only with ``revoked=True``), by id."""
     return [Labeller(r["id"], r["name"], bool(r["is_admin"]))
-            for r in conn.execute("SELECT id, name, is_admin FROM labellers ORDER BY id")]
+            for r in conn.execute("SELECT id, name, is_admin, token_sha256 FROM labellers ORDER BY id")
+            if revoked or not r["token_sha256"].startswith(REVOKED)]

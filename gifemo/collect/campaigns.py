@@ -1,10 +1,18 @@
-"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint (issue 7, point 2).
+"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint.
 
 Creating a campaign scores every candidate once with the checkpoint (:mod:`gifemo.collect.scoring`),
 stores the ranked order in the database (``rank0`` = the checkpoint's order, kept for replay;
 ``rank`` = the order now used, changed by re-ranking) and caches the candidates' feature matrix
-beside the database (``<data_root>/<campaign>/features.npy``) so re-ranking never re-extracts.
-A campaign is ``active`` until ``n_positive`` reaches ``target_np``, then ``complete``.
+beside the database (``<data_root>/campaigns/<id>/features.npy``) so re-ranking never re-extracts.
+
+The name is reserved first: a row with ``ready = 0`` is inserted (the ``UNIQUE`` name makes a
+second creation with the same name fail right there), then the pool is scored and the files
+are written into the folder named by the new id, then the candidates are stored and the row
+marked ready in one transaction. A creation that fails removes its row and folder; a campaign
+that is not ready is invisible to everything but the name check.
+
+A campaign is ``active`` until ``n_positive`` reaches ``target_np``, then ``complete``; an admin
+may reopen it with a larger target (:func:`reopen_campaign`).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +36,34 @@ from gifemo.collect.scoring import DEFAULT_RERANK_RHO, score_pool
 from gifemo.data.emotions import EMOTIONS
 
 FEATURES_FILE = "features.npy"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CAMPAIGNS_DIR = "campaigns"
+MAX_SQL_INT = 2**63 - 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# names of the folders and files the app keeps beside the database (never campaign names)
+RESERVED_NAMES = frozenset({CAMPAIGNS_DIR, "feature-cache", "demo", "tokens.json", "exports"})
+
+
+def check_campaign_name(name: object) -> str:
+    """The name if it is usable: 1-64 of letters, digits, ``_ . -``, starting with a letter or
+    digit, not all digits (ids are looked up by number), not one of :data:`RESERVED_NAMES`."""
+    if not isinstance(name, str) or not _NAME.match(name) or name.isdigit() \
+            or name.lower() in RESERVED_NAMES or ".." in name:
+        raise InvalidInput(f"campaign name {name!r}: use 1-64 letters, digits or _ . -, starting with a "
+                           f"letter or digit, not all digits, no '..', not one of "
+                           f"{', '.join(sorted(RESERVED_NAMES))}")
+    return name
+
+
+def campaign_folder(data_root: str | Path, campaign_id: int) -> Path:
+    """Where a campaign's files live: ``<data_root>/campaigns/<id>``."""
+    return Path(data_root) / CAMPAIGNS_DIR / str(int(campaign_id))
+
+
+def pool_root(c: Campaign) -> Path:
+    """The folder every candidate file of ``c`` must lie in (the pool folder, or the folder of
+    its manifest)."""
+    src = Path(c.candidates)
+    return src if src.is_dir() else src.parent
 
 
 @dataclass(frozen=True)
@@ -73,50 +109,112 @@ def _row_to_campaign(r: sqlite3.Row) -> Campaign:
 
 
 def get_campaign(conn: sqlite3.Connection, campaign: int | str) -> Campaign:
-    """A campaign by id (int or digit string) or name."""
-    if isinstance(campaign, int) or (isinstance(campaign, str) and campaign.isdigit()):
-        r = conn.execute("SELECT * FROM campaigns WHERE id = ?", (int(campaign),)).fetchone()
-    else:
-        r = conn.execute("SELECT * FROM campaigns WHERE name = ?", (campaign,)).fetchone()
+    """A ready campaign by id (int or digit string) or name."""
+    r = None
+    if isinstance(campaign, int) or (isinstance(campaign, str) and campaign.isascii() and campaign.isdigit()):
+        if 0 <= int(campaign) <= MAX_SQL_INT:
+            r = conn.execute("SELECT * FROM campaigns WHERE id = ? AND ready = 1", (int(campaign),)).fetchone()
+    elif isinstance(campaign, str) and _NAME.match(campaign):
+        r = conn.execute("SELECT * FROM campaigns WHERE name = ? AND ready = 1", (campaign,)).fetchone()
     if r is None:
         raise NotFound(f"no campaign {campaign!r}")
     return _row_to_campaign(r)
 
 
 def list_campaigns(conn: sqlite3.Connection) -> list[Campaign]:
-    return [_row_to_campaign(r) for r in conn.execute("SELECT * FROM campaigns ORDER BY id")]
+    return [_row_to_campaign(r) for r in conn.execute("SELECT * FROM campaigns WHERE ready = 1 ORDER BY id")]
+
+
+def reopen_campaign(conn: sqlite3.Connection, campaign: int | str, target_np: int) -> Campaign:
+    """Raise a campaign's target to ``target_np`` (more than its confirmed positives) and make it
+    active again: labelling and votes resume."""
+    c = get_campaign(conn, campaign)
+    if isinstance(target_np, bool) or not isinstance(target_np, int) or not 0 < target_np <= MAX_SQL_INT:
+        raise InvalidInput(f"target_np must be a positive integer, got {target_np!r}")
+    with transaction(conn):
+        n_pos, n_cand = conn.execute("SELECT n_positive, n_candidates FROM campaigns WHERE id = ?",
+                                     (c.id,)).fetchone()
+        if target_np <= n_pos:
+            raise Conflict(f"campaign {c.name!r} has {n_pos} positives already; reopen it with a "
+                           f"target above that")
+        if target_np > n_cand:
+            raise InvalidInput(f"target_np {target_np} exceeds the campaign's {n_cand} candidates")
+        conn.execute("UPDATE campaigns SET target_np = ?, status = 'active', completed_at = NULL "
+                     "WHERE id = ?", (target_np, c.id))
+    return get_campaign(conn, c.id)
+
+
+def forget_unfinished(conn: sqlite3.Connection, data_root: str | Path, name: str) -> int:
+    """Release the name of a creation that was interrupted (a row still ``ready = 0``) and remove
+    its folder; returns the id it had. A finished campaign is never removed."""
+    with transaction(conn):
+        r = conn.execute("SELECT id, ready FROM campaigns WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            raise NotFound(f"no campaign {name!r}")
+        if r["ready"]:
+            raise Conflict(f"campaign {name!r} is finished; only an interrupted creation can be forgotten")
+        conn.execute("DELETE FROM campaigns WHERE id = ? AND ready = 0", (r["id"],))
+    shutil.rmtree(campaign_folder(data_root, r["id"]), ignore_errors=True)
+    return r["id"]
 
 
 def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: str, emotion: str,
                     candidates: str | Path, checkpoint: str | Path, target_np: int,
                     features: str | Path | None = None, rerank_every: int | None = None,
-                    rerank_rho: float = DEFAULT_RERANK_RHO) -> Campaign:
-    """Score the pool once, store the ranked candidates and return the new campaign."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidInput(f"campaign name {name!r}: use 1-64 letters, digits or _ . -")
+                    rerank_rho: float = DEFAULT_RERANK_RHO, weights: str | Path | None = None) -> Campaign:
+    """Score the pool once, store the ranked candidates and return the new campaign.
+
+    ``weights`` is the C3D backbone weights file for a training checkpoint whose recorded
+    weights path does not exist here (as ``rank.py --weights``).
+    """
+    check_campaign_name(name)
     if emotion not in EMOTIONS:
         raise InvalidInput(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTIONS)}")
-    if isinstance(target_np, bool) or not isinstance(target_np, int) or target_np < 1:
+    if isinstance(target_np, bool) or not isinstance(target_np, int) or not 0 < target_np <= MAX_SQL_INT:
         raise InvalidInput(f"target_np must be a positive integer, got {target_np!r}")
     if rerank_every is not None and (isinstance(rerank_every, bool) or not isinstance(rerank_every, int)
-                                     or rerank_every < 1):
+                                     or not 0 < rerank_every <= MAX_SQL_INT):
         raise InvalidInput(f"rerank_every must be a positive integer or null, got {rerank_every!r}")
     if not (isinstance(rerank_rho, (int, float)) and math.isfinite(rerank_rho) and rerank_rho > 0):
         raise InvalidInput(f"rerank_rho must be a positive number, got {rerank_rho!r}")
-    if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
-        raise Conflict(f"campaign {name!r} already exists")
+    with transaction(conn):  # reserve the name before any file is written
+        old = conn.execute("SELECT ready FROM campaigns WHERE name = ?", (name,)).fetchone()
+        if old is not None:
+            raise Conflict(f"campaign {name!r} already exists" if old[0] else
+                           f"campaign {name!r} is being created (or its creation was interrupted: "
+                           f"collect.py forget-unfinished {name} releases the name)")
+        cid = conn.execute(
+            "INSERT INTO campaigns (name, emotion, candidates, checkpoint, features, target_np, rerank_every, "
+            "rerank_rho, status, n_candidates, created_at, ready) VALUES (?, ?, '', '', '', ?, ?, ?, 'active', "
+            "0, ?, 0)", (name, emotion, target_np, rerank_every, float(rerank_rho), now())).lastrowid
+    folder = campaign_folder(data_root, cid)
+    try:
+        return _fill_campaign(conn, cid, folder, data_root, emotion=emotion, candidates=candidates,
+                              checkpoint=checkpoint, target_np=target_np, features=features,
+                              rerank_every=rerank_every, weights=weights)
+    except BaseException:
+        with transaction(conn):
+            conn.execute("DELETE FROM campaigns WHERE id = ? AND ready = 0", (cid,))
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _fill_campaign(conn: sqlite3.Connection, cid: int, folder: Path, data_root: str | Path, *, emotion: str,
+                   candidates: str | Path, checkpoint: str | Path, target_np: int,
+                   features: str | Path | None, rerank_every: int | None,
+                   weights: str | Path | None) -> Campaign:
+    """Score the pool, write ``folder``'s files and store the candidates of the reserved row ``cid``."""
     pool = load_pool(candidates)
     if target_np > len(pool):
         raise InvalidInput(f"target_np {target_np} exceeds the pool's {len(pool)} candidates")
     scored = score_pool(pool, emotion, checkpoint, features,
-                        cache_dir=Path(data_root) / "feature-cache")
+                        cache_dir=Path(data_root) / "feature-cache", weights=weights)
     if rerank_every is not None and scored.kind != "linear":
         raise InvalidInput(f"re-ranking refits a linear head; checkpoint {checkpoint} is a "
                            f"{scored.kind!r} model (leave rerank_every unset)")
     if target_np > len(scored.rows):
         raise InvalidInput(f"target_np {target_np} exceeds the {len(scored.rows)} candidates that "
                            f"could be scored")
-    folder = Path(data_root) / name
     folder.mkdir(parents=True, exist_ok=True)
     feat_path = folder / FEATURES_FILE
     tmp = folder / (FEATURES_FILE + ".tmp")
@@ -131,15 +229,9 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
     rank[order] = np.arange(len(order))
     kept = [(pool.ids[r], pool.paths[r], pool.tags[r]) for r in scored.rows]
     with transaction(conn):
-        if conn.execute("SELECT 1 FROM campaigns WHERE name = ?", (name,)).fetchone():
-            raise Conflict(f"campaign {name!r} already exists")
-        cur = conn.execute(
-            "INSERT INTO campaigns (name, emotion, candidates, checkpoint, features, target_np, "
-            "rerank_every, rerank_rho, status, n_candidates, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-            (name, emotion, str(pool.source), str(Path(checkpoint).resolve()), str(feat_path),
-             target_np, rerank_every, float(rerank_rho), len(kept), now()))
-        cid = cur.lastrowid
+        conn.execute("UPDATE campaigns SET candidates = ?, checkpoint = ?, features = ?, n_candidates = ?, "
+                     "ready = 1 WHERE id = ? AND ready = 0",
+                     (str(pool.source), str(Path(checkpoint).resolve()), str(feat_path), len(kept), cid))
         conn.executemany(
             "INSERT INTO candidates (campaign_id, gif_id, path, tags, pool_row, score0, rank0, score, rank) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -174,6 +266,11 @@ def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
         "SELECT n_decided, n_train, n_train_pos, rel_gap, seconds, created_at FROM reranks "
         "WHERE campaign_id = ? ORDER BY id", (c.id,))]
     n_vote = conn.execute("SELECT COUNT(*) FROM votes WHERE campaign_id = ?", (c.id,)).fetchone()[0]
+    n_unavailable = conn.execute("SELECT COUNT(*) FROM candidates WHERE campaign_id = ? AND unavailable "
+                                 "IS NOT NULL", (c.id,)).fetchone()[0]
+    from gifemo.collect.rerank import due_blocks  # rerank builds on this module
+
+
     original = np.arange(c.n_candidates)
     return {
         **c.progress(),
@@ -184,5 +281,7 @@ def campaign_stats(conn: sqlite3.Connection, campaign: int | str) -> dict:
         "agreement": {k: (_finite(v) if isinstance(v, float) else v) for k, v in agree.items()},
         "replay": replay(original, labels, looks).to_dict(),
         "reranks": reranks,
+        "reranks_pending": due_blocks(conn, c.id),
         "n_votes": n_vote,
+        "n_unavailable": n_unavailable,
     }

@@ -9,17 +9,22 @@ Every write goes through :func:`transaction`, which starts with ``BEGIN IMMEDIAT
 write lock up front, so two writers never deadlock upgrading a read lock) and commits or rolls
 back as a whole. Connections are cheap; the app opens one per request (``sqlite3`` connections
 must not be shared between threads).
+
+The schema carries a version (``meta.schema_version``); an older database is brought up to
+date on open by the additive statements in :data:`MIGRATIONS` (new columns and tables only,
+so nothing stored is rewritten), one transaction per step.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA = """
@@ -50,7 +55,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     n_positive    INTEGER NOT NULL DEFAULT 0,
     n_judgements  INTEGER NOT NULL DEFAULT 0,
     created_at    REAL NOT NULL,
-    completed_at  REAL
+    completed_at  REAL,
+    ready         INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS candidates (
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
@@ -68,6 +74,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     label       INTEGER CHECK (label IS NULL OR label IN (0, 1)),
     look        INTEGER,
     decided_at  REAL,
+    unavailable TEXT,
     PRIMARY KEY (campaign_id, gif_id)
 );
 CREATE INDEX IF NOT EXISTS candidates_rank ON candidates (campaign_id, label, rank);
@@ -114,7 +121,30 @@ CREATE TABLE IF NOT EXISTS reranks (
     created_at   REAL NOT NULL,
     UNIQUE (campaign_id, n_decided)
 );
+CREATE TABLE IF NOT EXISTS offered_pairs (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+    labeller_id INTEGER NOT NULL REFERENCES labellers(id),
+    pair_lo     TEXT NOT NULL,
+    pair_hi     TEXT NOT NULL,
+    offered_at  REAL NOT NULL,
+    PRIMARY KEY (campaign_id, labeller_id, pair_lo, pair_hi)
+);
 """
+
+# Statements that bring a database of the key's version to the next one (additive only).
+MIGRATIONS = {
+    1: [
+        "ALTER TABLE campaigns ADD COLUMN ready INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE candidates ADD COLUMN unavailable TEXT",
+        """CREATE TABLE IF NOT EXISTS offered_pairs (
+            campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+            labeller_id INTEGER NOT NULL REFERENCES labellers(id),
+            pair_lo     TEXT NOT NULL,
+            pair_hi     TEXT NOT NULL,
+            offered_at  REAL NOT NULL,
+            PRIMARY KEY (campaign_id, labeller_id, pair_lo, pair_hi))""",
+    ],
+}
 
 
 def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -145,6 +175,9 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if version is not None and int(version[0]) in MIGRATIONS:
+        _migrate(conn, int(version[0]))
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if version is None or int(version[0]) != SCHEMA_VERSION:
         conn.close()
         raise sqlite3.OperationalError(
@@ -152,16 +185,38 @@ def connect(path: str | Path, *, check_same_thread: bool = True) -> sqlite3.Conn
     return conn
 
 
+_WRITERS = threading.RLock()   # re-entered, SQLite refuses the nested BEGIN (no deadlock)
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Apply :data:`MIGRATIONS` from ``version`` up to :data:`SCHEMA_VERSION`, one transaction each."""
+    while version in MIGRATIONS:
+        with transaction(conn):
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if current == version:  # another process may have migrated meanwhile
+                for stmt in MIGRATIONS[version]:
+                    conn.execute(stmt)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+        version += 1
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole transaction back."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls the whole transaction back.
+
+    Writers of one process queue on :data:`_WRITERS` first: SQLite's busy handler polls with
+    sleeps of up to 100 ms, so threads that all wait inside SQLite get the lock late and in
+    no order (answer latency's long tail); queued here, each starts as the last one commits.
+    Other processes still meet SQLite's own lock.
+    """
+    with _WRITERS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 def now() -> float:

@@ -113,7 +113,7 @@ def build_demo(root: str | Path, *, n_train: int = 400, n_pool: int = 300, seed:
                                     "train.py; run it from a source checkout")
         cmd = [sys.executable, str(script), "features=tags", "model=lasso", f"data.manifest={train}",
                f"data.n_gifs={n_train}", f"data.demo_seed={seed}", "logger=csv", f"hydra.run.dir={run}",
-               "features.run.progress=false", f"paths.cache_dir={root / 'feature_cache'}"]
+               "extract.progress=false", f"paths.cache_dir={root / 'feature_cache'}"]
         print("training the demo checkpoint:", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=script.parent)
     return DemoFiles(train, pool, ckpt)

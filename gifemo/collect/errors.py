@@ -49,3 +49,4 @@ class PoolError(CollectError):
     """A candidate pool, head or feature file that cannot be used (names the file)."""
 
     status = 422
+

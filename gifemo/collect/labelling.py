@@ -6,6 +6,12 @@ and that still needs a judgement once answers given and candidates handed to oth
 one more judgement. A labeller holds at most one lease per campaign; reloading the page gives
 the same GIF back until it is answered or the lease expires (:data:`LEASE_SECONDS`).
 
+An answer is accepted only for the candidate leased to that labeller (the one ``next`` gave
+them, expired or not, while it is still undecided): nobody can pick which GIFs to judge, so
+looks per positive measure the ranking, not the labellers' choices. A candidate whose file is
+missing, unreadable, outside the pool folder or not a GIF is marked ``unavailable`` when the
+queue reaches it and never handed out.
+
 Every answer is one ``BEGIN IMMEDIATE`` transaction that checks the rules, inserts the
 judgement, updates the candidate's counters, applies the consensus rule
 (:func:`gifemo.collect.consensus.decide`), and closes the campaign when Np positives are
@@ -17,10 +23,11 @@ from __future__ import annotations
 import sqlite3
 
 from gifemo.collect.access import Labeller
-from gifemo.collect.campaigns import get_campaign
+from gifemo.collect.campaigns import get_campaign, pool_root
 from gifemo.collect.consensus import ANSWERS, JUDGEMENTS, decide
 from gifemo.collect.db import now, transaction
 from gifemo.collect.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gifemo.collect.pool import file_problem
 
 LEASE_SECONDS = 600.0
 
@@ -33,37 +40,56 @@ def next_candidate(conn: sqlite3.Connection, campaign: int | str, who: Labeller,
                    lease_seconds: float = LEASE_SECONDS) -> dict | None:
     """The next candidate for ``who`` (leased to them), or None when nothing is left for them."""
     c = get_campaign(conn, campaign)
+    root = pool_root(c)
     t = now()
     with transaction(conn):
         status = conn.execute("SELECT status FROM campaigns WHERE id = ?", (c.id,)).fetchone()[0]
         if status != "active":
             return None
         held = conn.execute(
-            "SELECT c.gif_id, c.rank FROM leases l JOIN candidates c "
+            "SELECT c.gif_id, c.rank, c.path FROM leases l JOIN candidates c "
             "ON c.campaign_id = l.campaign_id AND c.gif_id = l.gif_id "
-            "WHERE l.campaign_id = ? AND l.labeller_id = ? AND c.label IS NULL "
+            "WHERE l.campaign_id = ? AND l.labeller_id = ? AND c.label IS NULL AND c.unavailable IS NULL "
             "AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.campaign_id = c.campaign_id "
             "                AND j.gif_id = c.gif_id AND j.labeller_id = l.labeller_id)",
             (c.id, who.id)).fetchone()
-        if held is not None:
+        if held is not None and not _mark_if_unavailable(conn, c.id, held, root):
             conn.execute("UPDATE leases SET expires_at = ? WHERE campaign_id = ? AND labeller_id = ?",
                          (t + lease_seconds, c.id, who.id))
             return _candidate_dict(held)
-        r = conn.execute(
-            "SELECT c.gif_id, c.rank FROM candidates c "
-            "WHERE c.campaign_id = ? AND c.label IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.campaign_id = c.campaign_id "
-            "                AND j.gif_id = c.gif_id AND j.labeller_id = ?) "
-            "AND c.n_yes + c.n_no + (SELECT COUNT(*) FROM leases l WHERE l.campaign_id = c.campaign_id "
-            "     AND l.gif_id = c.gif_id AND l.labeller_id <> ? AND l.expires_at > ?) "
-            "    < (CASE WHEN c.n_yes > 0 AND c.n_no > 0 THEN 3 ELSE 2 END) "
-            "ORDER BY c.rank LIMIT 1", (c.id, who.id, who.id, t)).fetchone()
+        while True:
+            r = _best_open_candidate(conn, c.id, who, t)
+            if r is None or not _mark_if_unavailable(conn, c.id, r, root):
+                break
         if r is None:
             conn.execute("DELETE FROM leases WHERE campaign_id = ? AND labeller_id = ?", (c.id, who.id))
             return None
         conn.execute("INSERT OR REPLACE INTO leases (campaign_id, labeller_id, gif_id, expires_at) "
                      "VALUES (?, ?, ?, ?)", (c.id, who.id, r["gif_id"], t + lease_seconds))
         return _candidate_dict(r)
+
+
+def _mark_if_unavailable(conn: sqlite3.Connection, campaign_id: int, cand: sqlite3.Row, root) -> bool:
+    """Mark the candidate unavailable (and drop its leases) if its file cannot be shown."""
+    why = file_problem(cand["path"], root)
+    if why is not None:
+        conn.execute("UPDATE candidates SET unavailable = ? WHERE campaign_id = ? AND gif_id = ?",
+                     (why, campaign_id, cand["gif_id"]))
+        conn.execute("DELETE FROM leases WHERE campaign_id = ? AND gif_id = ?", (campaign_id, cand["gif_id"]))
+    return why is not None
+
+
+def _best_open_candidate(conn: sqlite3.Connection, campaign_id: int, who: Labeller, t: float):
+    """The best-ranked available candidate that still needs ``who`` (module docstring)."""
+    return conn.execute(
+        "SELECT c.gif_id, c.rank, c.path FROM candidates c "
+        "WHERE c.campaign_id = ? AND c.label IS NULL AND c.unavailable IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.campaign_id = c.campaign_id "
+        "                AND j.gif_id = c.gif_id AND j.labeller_id = ?) "
+        "AND c.n_yes + c.n_no + (SELECT COUNT(*) FROM leases l WHERE l.campaign_id = c.campaign_id "
+        "     AND l.gif_id = c.gif_id AND l.labeller_id <> ? AND l.expires_at > ?) "
+        "    < (CASE WHEN c.n_yes > 0 AND c.n_no > 0 THEN 3 ELSE 2 END) "
+        "ORDER BY c.rank LIMIT 1", (campaign_id, who.id, who.id, t)).fetchone()
 
 
 def submit_judgement(conn: sqlite3.Connection, campaign: int | str, who: Labeller, gif_id: str,
@@ -93,6 +119,10 @@ def submit_judgement(conn: sqlite3.Connection, campaign: int | str, who: Labelle
             raise Conflict(f"{who.name} has already answered GIF {gif_id!r} in campaign {c.name!r}")
         if cand["label"] is not None:
             raise Conflict(f"GIF {gif_id!r} is already decided in campaign {c.name!r}")
+        if not conn.execute("SELECT 1 FROM leases WHERE campaign_id = ? AND labeller_id = ? AND gif_id = ?",
+                            (c.id, who.id, gif_id)).fetchone():
+            raise Conflict(f"GIF {gif_id!r} is not the candidate the queue gave {who.name} in campaign "
+                           f"{c.name!r}; answer the GIF from GET /api/campaigns/{c.id}/next")
         t = now()
         conn.execute("INSERT INTO judgements (campaign_id, gif_id, labeller_id, answer, created_at) "
                      "VALUES (?, ?, ?, ?, ?)", (c.id, gif_id, who.id, answer, t))

@@ -13,7 +13,7 @@ Two things are needed from the model side, and only here:
      file (``*.npz`` with ``ids`` [N] and ``X`` [N, d]) — for pools whose features were
      extracted elsewhere, and for tests that do not run C3D.
 
-2. :func:`refit_scores` — re-ranking after N new labels (issue 7, point 5). The head is refitted
+2. :func:`refit_scores` — re-ranking after N new labels. The head is refitted
    on the labels so far with :func:`gifemo.models.solvers.fit_multitask_linear`, on the cached
    features (seconds). With a few dozen labels against d ≈ 4,235 features a fit from scratch
    would forget the checkpoint, so the refit is a ridge fit *around the checkpoint's head*:
@@ -126,18 +126,23 @@ class ScoredPool:
 
 
 def score_pool(pool: CandidatePool, emotion: str, checkpoint: str | Path,
-               features: str | Path | None = None, cache_dir: str | Path | None = None) -> ScoredPool:
+               features: str | Path | None = None, cache_dir: str | Path | None = None,
+               weights: str | Path | None = None) -> ScoredPool:
     """Features and checkpoint scores for the candidates of ``pool`` (rows in pool order).
 
     ``checkpoint`` ending in ``.npz`` is a precomputed head and needs ``features`` (a file from
     :func:`save_features` that covers every pool id); anything else is a training checkpoint
     (:mod:`gifemo.checkpoint`), whose features are computed as :mod:`gifemo.rank` does, with the
-    feature cache in ``cache_dir``.
+    feature cache in ``cache_dir`` and the backbone ``weights`` file if given (else the path the
+    checkpoint records).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise PoolError(f"checkpoint {checkpoint}: no such file")
     if checkpoint.suffix == ".npz":
+        if weights is not None:
+            raise PoolError(f"backbone weights ({weights}) go with a training checkpoint; {checkpoint} "
+                            "is a precomputed head over precomputed features")
         if features is None:
             raise PoolError(f"checkpoint {checkpoint} is a precomputed head: give the candidates' "
                             "feature file too")
@@ -156,11 +161,11 @@ def score_pool(pool: CandidatePool, emotion: str, checkpoint: str | Path,
     if features is not None:
         raise PoolError(f"a feature file ({features}) goes with a precomputed head (.npz), not with "
                         f"the training checkpoint {checkpoint}, which computes its own features")
-    return _score_with_checkpoint(pool, emotion, checkpoint, cache_dir)
+    return _score_with_checkpoint(pool, emotion, checkpoint, cache_dir, weights)
 
 
 def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
-                           cache_dir: str | Path | None) -> ScoredPool:
+                           cache_dir: str | Path | None, weights: str | Path | None = None) -> ScoredPool:
     """The path of :func:`gifemo.rank.rank_gifs` (same candidates, backbone check, feature
     pipeline and recognizer), keeping the feature matrix x = [visual | tags] that it discards."""
     import torch
@@ -182,16 +187,13 @@ def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
         if model.layout.uses_visual:
             from gifemo.features import ensure_visual_features
 
-            bb = resolve_backbone(ckpt.get("backbone") or {}, None, str(checkpoint))
+            bb = resolve_backbone(ckpt.get("backbone") or {}, None if weights is None else str(weights),
+                                  str(checkpoint))
             clips = {"max_clips_per_gif": (ckpt.get("clips") or {}).get("max_clips_per_gif")}
             if cache_dir is None:
                 raise PoolError("scoring with a training checkpoint needs a feature cache folder")
             table = ensure_visual_features(dataset, cache_dir, bb, clips, dict(ckpt.get("decode") or {}),
                                            run={"progress": False}, run_dir=cache_dir)
-            expected = (ckpt.get("backbone") or {}).get("weights_id")
-            if expected is not None and table.weights_id != expected:
-                raise PoolError(f"backbone features {table.weights_id} differ from the checkpoint's "
-                                f"{expected}")
             visual, rows, bad = table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
         tag_lists = [dataset.tags[i] for i in rows] if model.layout.uses_tags else None
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Pairwise votes: "which of these two GIFs expresses <emotion> more?" (issue 7, point 4).
+"""Pairwise votes: "which of these two GIFs expresses <emotion> more?".
 
 Votes are stored one row per answer and read back as :class:`gifemo.data.labels.Vote`
 ``(emotion, left, right, choice)`` in the order cast — the format
@@ -8,7 +8,10 @@ recomputed from them (paper §3.1).
 Pairs are drawn where they inform the labels most: among the campaign's decided candidates
 (the top of the ranking while fewer than two are decided), the GIF with the fewest votes so
 far against the least-voted partner that this labeller has not yet compared it with (ties
-broken at random). A labeller votes on an unordered pair at most once.
+broken at random). A labeller votes on an unordered pair at most once, only on a pair the app
+offered to them (``offered_pairs``, written when the pair is handed out), and only while the
+campaign is active (an admin may reopen a complete one). Candidates whose file cannot be shown
+are never offered.
 """
 
 from __future__ import annotations
@@ -31,30 +34,36 @@ def next_pair(conn: sqlite3.Connection, campaign: int | str, who: Labeller,
     """(left, right) GIF ids for ``who`` to compare, or None when they have compared every pair."""
     rng = rng or random.Random()
     c = get_campaign(conn, campaign)
-    pool = [r[0] for r in conn.execute("SELECT gif_id FROM candidates WHERE campaign_id = ? "
-                                       "AND label IS NOT NULL ORDER BY look", (c.id,))]
-    if len(pool) < 2:
-        pool = [r[0] for r in conn.execute("SELECT gif_id FROM candidates WHERE campaign_id = ? "
-                                           "ORDER BY rank LIMIT ?", (c.id, TOP_WHEN_UNDECIDED))]
-    if len(pool) < 2:
+    if c.status != "active":
         return None
-    counts: Counter[str] = Counter()
-    for lft, rgt in conn.execute("SELECT left_id, right_id FROM votes WHERE campaign_id = ?", (c.id,)):
-        counts[lft] += 1
-        counts[rgt] += 1
-    done = {(lo, hi) for lo, hi in conn.execute(
-        "SELECT pair_lo, pair_hi FROM votes WHERE campaign_id = ? AND labeller_id = ?", (c.id, who.id))}
-    keyed = sorted(pool, key=lambda g: (counts[g], rng.random()))
-    for a in keyed:
-        for b in keyed:
-            if b != a and (min(a, b), max(a, b)) not in done:
-                return (a, b) if rng.random() < 0.5 else (b, a)
+    with transaction(conn):
+        pool = [r[0] for r in conn.execute("SELECT gif_id FROM candidates WHERE campaign_id = ? "
+                                           "AND label IS NOT NULL AND unavailable IS NULL ORDER BY look", (c.id,))]
+        if len(pool) < 2:
+            pool = [r[0] for r in conn.execute("SELECT gif_id FROM candidates WHERE campaign_id = ? AND "
+                                               "unavailable IS NULL ORDER BY rank LIMIT ?",
+                                               (c.id, TOP_WHEN_UNDECIDED))]
+        counts: Counter[str] = Counter()
+        for lft, rgt in conn.execute("SELECT left_id, right_id FROM votes WHERE campaign_id = ?", (c.id,)):
+            counts[lft] += 1
+            counts[rgt] += 1
+        done = {(lo, hi) for lo, hi in conn.execute(
+            "SELECT pair_lo, pair_hi FROM votes WHERE campaign_id = ? AND labeller_id = ?", (c.id, who.id))}
+        keyed = sorted(pool, key=lambda g: (counts[g], rng.random()))
+        for a in keyed:
+            for b in keyed:
+                if b != a and (min(a, b), max(a, b)) not in done:
+                    conn.execute("INSERT OR REPLACE INTO offered_pairs (campaign_id, labeller_id, pair_lo, "
+                                 "pair_hi, offered_at) VALUES (?, ?, ?, ?, ?)",
+                                 (c.id, who.id, min(a, b), max(a, b), now()))
+                    return (a, b) if rng.random() < 0.5 else (b, a)
     return None
 
 
 def record_vote(conn: sqlite3.Connection, campaign: int | str, who: Labeller, left: str, right: str,
                 choice: str) -> dict:
-    """Store one vote; refuses unknown GIFs, a GIF against itself, bad choices, repeated pairs."""
+    """Store one vote; refuses unknown GIFs, a GIF against itself, bad choices, repeated pairs,
+    pairs never offered to ``who``, and votes on a campaign that is not active."""
     if choice not in CHOICES:
         raise InvalidInput(f"choice {choice!r}: expected one of {', '.join(CHOICES)}")
     for side, g in (("left", left), ("right", right)):
@@ -65,6 +74,9 @@ def record_vote(conn: sqlite3.Connection, campaign: int | str, who: Labeller, le
     c = get_campaign(conn, campaign)
     lo, hi = min(left, right), max(left, right)
     with transaction(conn):
+        status = conn.execute("SELECT status FROM campaigns WHERE id = ?", (c.id,)).fetchone()[0]
+        if status != "active":
+            raise Conflict(f"campaign {c.name!r} is {status}; no more votes (an admin may reopen it)")
         for side, g in (("left", left), ("right", right)):
             if not conn.execute("SELECT 1 FROM candidates WHERE campaign_id = ? AND gif_id = ?",
                                 (c.id, g)).fetchone():
@@ -72,6 +84,10 @@ def record_vote(conn: sqlite3.Connection, campaign: int | str, who: Labeller, le
         if conn.execute("SELECT 1 FROM votes WHERE campaign_id = ? AND labeller_id = ? AND pair_lo = ? "
                         "AND pair_hi = ?", (c.id, who.id, lo, hi)).fetchone():
             raise Conflict(f"{who.name} has already compared {lo!r} and {hi!r} in campaign {c.name!r}")
+        if not conn.execute("SELECT 1 FROM offered_pairs WHERE campaign_id = ? AND labeller_id = ? AND "
+                            "pair_lo = ? AND pair_hi = ?", (c.id, who.id, lo, hi)).fetchone():
+            raise Conflict(f"the pair {lo!r}, {hi!r} was not offered to {who.name} in campaign {c.name!r}; "
+                           f"vote on a pair from GET /api/campaigns/{c.id}/pair")
         cur = conn.execute("INSERT INTO votes (campaign_id, labeller_id, emotion, left_id, right_id, choice, "
                            "pair_lo, pair_hi, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (c.id, who.id, c.emotion, left, right, choice, lo, hi, now()))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 
+from gifemo.atomic_file import atomic_write
 _log = logging.getLogger(__name__)
 
 FILENAME = "bad_files.csv"
@@ -44,12 +44,10 @@ class BadFileLog:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         target = run_dir / FILENAME
-        tmp = run_dir / f".{FILENAME}.{os.getpid()}.tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_write(target, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "reason"])
             writer.writerows(self._rows)
-        os.replace(tmp, target)
         level = logging.WARNING if self._rows else logging.INFO
         _log.log(level, "%d bad file(s) skipped; listed in %s", len(self._rows), target)
         return target

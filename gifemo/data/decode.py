@@ -16,16 +16,12 @@ images outside the screen, and decord2 has no per-frame delays. Through our pars
 compositor every backend gives the same frames; the counts are in
 ``tests/test_decode_conformance.py``.
 
-Default backend: ``pyav``. Conformance is identical for the three backends (pygif 79/84,
-peterdn 13/13 each; the 5 pygif cases are deliberate, listed in the test's XFAIL table),
-so the choice is throughput. ``python benchmarks/decode.py`` on this shared 2-core box
-(one thread, load ~4, so +-15 % noise), as ratios to raw Pillow in the same run:
-100 realistic GIFs (40-120 frames, 200-400 px): ours pyav 1.02x (483 frames/s), ours
-pillow 0.98x, ours decord 0.62x, raw pyav 1.13x, raw decord 0.91x; isolated (worker
-process) pyav/pillow 0.84x. 200 small GIFs (1-4 frames, 100x100): ours pillow 0.82x
-(901 GIFs/s), ours pyav 0.79x, ours decord 0.31x, raw pyav/decord 0.51x. pyav and pillow
-tie within the noise, so the default stays ``pyav`` (the contract others code against);
-decord2 pays a demuxer and a full-canvas colour conversion per image and is slowest.
+Default backend: ``pyav``. Conformance is identical for the three backends (the deliberate
+exceptions are the XFAIL table of ``tests/test_decode_conformance.py``), so the choice is
+throughput: ``python benchmarks/decode.py`` prints each backend's ratio to raw Pillow in one
+run (pyav and pillow tie within noise; decord2 pays a demuxer and a full-canvas colour
+conversion per image and is slowest; the README has the measured figures). ``pyav`` stays
+the default because it is the contract others code against.
 
 Bad input (design "Bad input"): every failure is a :class:`GifDecodeError` naming the file
 and the reason. Limits (:class:`DecodeLimits`) are checked on the headers *before* any
@@ -36,7 +32,7 @@ work bounded by ``max_pixels_per_frame``; a plain thread cannot interrupt C code
 files from an untrusted source ``isolate=True`` runs the decode in a persistent worker
 process that is killed (and restarted) at the time limit or when it crashes — a segfault in
 a C decoder then becomes a ``GifDecodeError`` instead of killing the caller. Its cost is the
-copy of the frames through a pipe: about 15 % on realistic GIFs (figures above), so it is
+copy of the frames through a pipe (``benchmarks/decode.py`` measures it), so it is
 opt-in rather than the default; ``tests/test_decode_bad_input.py`` stops (SIGSTOP) and
 segfaults the worker mid-request to show both are contained.
 """
@@ -55,7 +51,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 

@@ -8,6 +8,19 @@ the order given (TrueSkill is order dependent). The paper states only µ₀ and 
 parameters are the ``trueskill`` package's defaults, which are also the values of the TrueSkill
 paper: β = σ₀/2 ≈ 4.167, τ = σ₀/100 ≈ 0.083, draw probability 0.10 (:data:`TRUESKILL_PARAMS`).
 
+Two rating rules (``rule=`` of :func:`trueskill_scores`, ``data.labels`` in the configs):
+
+- ``"trueskill"`` (default): the ``trueskill`` package with the parameters above.
+- ``"gifgif"``: the GIFGIF platform's own variant (its published analysis code,
+  Viral-MediaLab/GIFGIF_Analysis ``scripts/trueskill.py``): µ₀ = 25, σ₀ = 25/3,
+  β² = σ₀²/4, τ² = σ₀²/10000, draw probability 0.13 and a draw margin
+  ε = Φ⁻¹((0.13 + 1)/2)·√(2β² + 2σ₀²) (the package uses √2·β), see :data:`GIFGIF_PARAMS`.
+  Implemented here from the two-player TrueSkill update equations of Herbrich, Minka &
+  Graepel (2007) in :func:`gifgif_update`.
+
+Under both rules the answers ``both`` and ``neither`` are draws (GIFGIF's four answers are
+left, right, both, neither).
+
 The label score is the 1 % lower quantile ``y = µ − 3σ`` (§3.1) and a GIF is positive for E
 iff ``y > µ₀ = 25`` (§3.2). A GIF never compared for E has no label for E: µ and σ are NaN and
 its mask entry is False — never "missing = negative".
@@ -24,7 +37,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import math
+
 import numpy as np
+import scipy.special
+import scipy.stats
 import trueskill
 
 from gifemo.data.emotions import EMOTIONS
@@ -34,12 +51,25 @@ SIGMA0 = 25.0 / 3.0
 TRUESKILL_PARAMS: dict[str, float] = {
     "mu": MU0, "sigma": SIGMA0, "beta": SIGMA0 / 2.0, "tau": SIGMA0 / 100.0, "draw_probability": 0.10,
 }
-CHOICES = ("left", "right", "neither")
+_GIFGIF_SIGMA0 = 25.0 / 3.0
+_GIFGIF_BETA2 = _GIFGIF_SIGMA0 ** 2 / 4.0
+#: The GIFGIF platform's TrueSkill variant; ``draw_margin`` = Φ⁻¹((p + 1)/2)·√(2β² + 2σ₀²).
+GIFGIF_PARAMS: dict[str, float] = {
+    "mu": 25.0, "sigma": _GIFGIF_SIGMA0, "beta2": _GIFGIF_BETA2,
+    "tau2": _GIFGIF_SIGMA0 ** 2 / 10000.0, "draw_probability": 0.13,
+    "draw_margin": float(scipy.stats.norm.ppf((0.13 + 1.0) / 2.0))
+    * math.sqrt(2.0 * _GIFGIF_BETA2 + 2.0 * _GIFGIF_SIGMA0 ** 2),
+}
+RULES = ("trueskill", "gifgif")
+CHOICES = ("left", "right", "neither")  # the answers our labelling app offers
+VOTE_CHOICES = ("left", "right", "both", "neither")  # accepted in votes: GIFGIF's four answers
+DRAWS = ("both", "neither")
 _MAX_LISTED = 20
 
 
 class Vote(NamedTuple):
-    """One answer to "which GIF better expresses ``emotion``?": ``choice`` is left, right or neither."""
+    """One answer to "which GIF better expresses ``emotion``?": ``choice`` is left, right,
+    both or neither (both and neither are draws)."""
 
     emotion: str
     left: str
@@ -70,8 +100,9 @@ def vote_problems(votes: Sequence[Vote], ids: Sequence[str] | None = None) -> li
         emotion, left, right, choice = v
         if not isinstance(emotion, str) or emotion.strip().lower() not in emotions:
             problems.append((i, f"unknown emotion {emotion!r}"))
-        if not isinstance(choice, str) or choice.strip().lower() not in CHOICES:
-            problems.append((i, f"unknown choice {choice!r}; expected one of {', '.join(CHOICES)}"))
+        if not isinstance(choice, str) or choice.strip().lower() not in VOTE_CHOICES:
+            problems.append((i, f"unknown choice {choice!r}; expected one of "
+                             f"{', '.join(VOTE_CHOICES)}"))
         if left == right:
             problems.append((i, f"GIF {left!r} compared with itself"))
         if known is not None:
@@ -81,7 +112,54 @@ def vote_problems(votes: Sequence[Vote], ids: Sequence[str] | None = None) -> li
     return problems
 
 
-def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def gifgif_update(winner: tuple[float, float], loser: tuple[float, float], drawn: bool,
+                  params: dict[str, float] = GIFGIF_PARAMS
+                  ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """One two-player TrueSkill update (Herbrich, Minka & Graepel 2007) with GIFGIF's
+    parameters: ratings are (µ, σ); returns the new (winner, loser) ratings.
+
+    σ² ← σ² + τ² for both players first (additive dynamics); then with
+    c² = 2β² + σ_w² + σ_l², t = (µ_w − µ_l)/c and e = ε/c:
+
+    - win:  v = N(t − e)/Φ(t − e),  w = v (v + t − e);
+    - draw: v = (N(−e − t) − N(e − t)) / (Φ(e − t) − Φ(−e − t)),
+            w = v² + ((e − t) N(e − t) + (e + t) N(e + t)) / (Φ(e − t) − Φ(−e − t));
+
+    µ_w += σ_w² v / c,  µ_l −= σ_l² v / c,  σ² ← σ² (1 − σ² w / c²) for each player.
+    """
+    mu_w, s_w = winner
+    mu_l, s_l = loser
+    var_w = s_w * s_w + params["tau2"]
+    var_l = s_l * s_l + params["tau2"]
+    c2 = 2.0 * params["beta2"] + var_w + var_l
+    c = math.sqrt(c2)
+    t = (mu_w - mu_l) / c
+    e = params["draw_margin"] / c
+    pdf = scipy.stats.norm.pdf
+    if drawn:
+        # v is odd and w even in t: evaluate at |t|, where the denominator is a difference
+        # of two upper-tail probabilities (no cancellation between numbers close to 1)
+        a = abs(t)
+        denom = scipy.special.ndtr(e - a) - scipy.special.ndtr(-e - a)
+        v = (pdf(-e - a) - pdf(e - a)) / denom
+        w = v * v + ((e - a) * pdf(e - a) + (e + a) * pdf(e + a)) / denom
+        if t < 0:
+            v = -v
+    else:
+        x = t - e
+        v = math.exp(scipy.stats.norm.logpdf(x) - scipy.special.log_ndtr(x))
+        w = v * (v + x)
+    if not (math.isfinite(v) and math.isfinite(w)) or not 0.0 <= w < c2 / max(var_w, var_l):
+        raise FloatingPointError(f"TrueSkill update out of range (t = {t:.4g}, v = {v}, w = {w})")
+    mu_w += var_w * v / c
+    mu_l -= var_l * v / c
+    var_w *= 1.0 - var_w * w / c2
+    var_l *= 1.0 - var_l * w / c2
+    return (mu_w, math.sqrt(var_w)), (mu_l, math.sqrt(var_l))
+
+
+def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str],
+                     rule: str = "trueskill") -> tuple[np.ndarray, np.ndarray]:
     """TrueSkill µ and σ of every GIF for every emotion from pairwise votes (§3.1).
 
     Parameters
@@ -90,6 +168,8 @@ def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndar
         In the order they were cast. ``emotion`` and ``choice`` are matched case-insensitively.
     ids : sequence of str
         GIF ids; row order of the result.
+    rule : {"trueskill", "gifgif"}
+        The ``trueskill`` package's defaults, or GIFGIF's variant (:func:`gifgif_update`).
 
     Returns
     -------
@@ -102,6 +182,8 @@ def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndar
     VoteError
         (a ValueError) listing every bad vote by index, before any rating is computed.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     ids = list(ids)
     row = {gif: i for i, gif in enumerate(ids)}
     if len(row) != len(ids):
@@ -114,20 +196,33 @@ def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndar
     if problems:
         raise VoteError(problems)
 
-    env = trueskill.TrueSkill(**TRUESKILL_PARAMS)
+    if rule == "gifgif":
+        prior = (GIFGIF_PARAMS["mu"], GIFGIF_PARAMS["sigma"])
+
+        def rate(ra, rb, drawn):
+            return gifgif_update(ra, rb, drawn)
+    else:
+        env = trueskill.TrueSkill(**TRUESKILL_PARAMS)
+        prior = (env.mu, env.sigma)
+
+        def rate(ra, rb, drawn):
+            na, nb = trueskill.rate_1vs1(trueskill.Rating(*ra), trueskill.Rating(*rb),
+                                         drawn=drawn, env=env)
+            return (na.mu, na.sigma), (nb.mu, nb.sigma)
+
     column = {e: j for j, e in enumerate(EMOTIONS)}
-    tables: list[dict[int, trueskill.Rating]] = [{} for _ in EMOTIONS]  # one rating table per emotion
+    tables: list[dict[int, tuple[float, float]]] = [{} for _ in EMOTIONS]  # per emotion
     for i, (emotion, left, right, choice) in enumerate(votes):
         table = tables[column[emotion.strip().lower()]]
         a, b = row[left], row[right]
-        ra = table[a] if a in table else env.create_rating()
-        rb = table[b] if b in table else env.create_rating()
+        ra = table.get(a, prior)
+        rb = table.get(b, prior)
         choice = choice.strip().lower()
         try:
             if choice == "right":
-                rb, ra = trueskill.rate_1vs1(rb, ra, env=env)
+                rb, ra = rate(rb, ra, False)
             else:
-                ra, rb = trueskill.rate_1vs1(ra, rb, drawn=(choice == "neither"), env=env)
+                ra, rb = rate(ra, rb, choice in DRAWS)
         except FloatingPointError as e:
             raise VoteError([(i, f"TrueSkill update failed numerically ({e})")]) from None
         table[a], table[b] = ra, rb
@@ -135,8 +230,8 @@ def trueskill_scores(votes: Iterable[Vote], ids: Sequence[str]) -> tuple[np.ndar
     mu = np.full((len(ids), len(EMOTIONS)), np.nan)
     sigma = np.full_like(mu, np.nan)
     for j, table in enumerate(tables):
-        for r, rating in table.items():
-            mu[r, j], sigma[r, j] = rating.mu, rating.sigma
+        for r, (m, sd) in table.items():
+            mu[r, j], sigma[r, j] = m, sd
     return mu, sigma
 
 

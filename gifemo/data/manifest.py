@@ -32,8 +32,14 @@ column          ``multi_scene``; loaded into ``GifDataset.flags[name]``. A flag 
 ``votes.csv`` — one row per vote, in the order cast (TrueSkill is order dependent):
 ``emotion,left,right,choice``; ``emotion`` one of :data:`gifemo.data.emotions.EMOTIONS`,
 ``left``/``right`` manifest ids, ``choice`` ``left``, ``right`` or ``neither`` (a draw).
-µ and σ are computed with :func:`gifemo.data.labels.trueskill_scores` and cached in
-``.gifemo_cache/`` keyed by the votes file's bytes (:mod:`gifemo.data.ratings_cache`).
+``choice`` ``both`` is also accepted (a draw, as ``neither``). GIFGIF's own vote records are
+accepted as they come: header ``metric,left,right,choice`` plus an optional ``country``
+column (``metric`` is the emotion, ``left``/``right`` the GIF file ids, i.e. manifest ids;
+the country is kept by :func:`read_votes` / :func:`write_gifgif_votes` and not used for the
+ratings). µ and σ are computed with :func:`gifemo.data.labels.trueskill_scores` under the
+rule ``labels`` of :func:`load_dataset` (``trueskill`` or ``gifgif``) and cached in
+``.gifemo_cache/`` keyed by the votes file's bytes and the rule
+(:mod:`gifemo.data.ratings_cache`).
 
 ``scores.csv`` — precomputed ratings, e.g. GIFGIF's own: ``id,emotion,mu,sigma``, at most one
 row per (id, emotion); ``mu`` finite, ``sigma`` finite and >= 0. Pairs without a row are
@@ -56,16 +62,15 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from gifemo.atomic_file import atomic_write
 from gifemo.data.emotions import EMOTIONS
-from gifemo.data.labels import Vote, label_targets, trueskill_scores, vote_problems
+from gifemo.data.labels import RULES, Vote, label_targets, trueskill_scores, vote_problems
 from gifemo.data.ratings_cache import cached_ratings
 from gifemo.data.tags import normalize_tag
 
@@ -74,6 +79,7 @@ VOTES = "votes.csv"
 SCORES = "scores.csv"
 MANIFEST_COLUMNS = ("id", "path", "tags")
 VOTES_COLUMNS = ("emotion", "left", "right", "choice")
+GIFGIF_VOTES_COLUMNS = ("metric", "left", "right", "choice")  # + optional "country"
 SCORES_COLUMNS = ("id", "emotion", "mu", "sigma")
 TAG_SEPARATOR = "|"
 _MAX_LISTED = 200
@@ -156,13 +162,16 @@ class GifDataset:
         return label_targets(self.mu, self.sigma)[2]
 
 
-def load_dataset(path: str | Path) -> GifDataset:
+def load_dataset(path: str | Path, labels: str = "trueskill") -> GifDataset:
     """Read and validate a dataset folder (see the module docstring for the format).
 
     Parameters
     ----------
     path : str or Path
         The folder, or its ``manifest.csv``.
+    labels : {"trueskill", "gifgif"}
+        Rating rule for ``votes.csv`` (:func:`gifemo.data.labels.trueskill_scores`); a
+        ``scores.csv`` is used as it is.
 
     Returns
     -------
@@ -173,6 +182,8 @@ def load_dataset(path: str | Path) -> GifDataset:
     ManifestError
         Listing every problem found in every file, with file names and row numbers.
     """
+    if labels not in RULES:
+        raise ValueError(f"labels must be one of {RULES}, got {labels!r}")
     path = Path(path)
     manifest_path = path if path.is_file() or path.suffix.lower() == ".csv" else path / MANIFEST
     root = manifest_path.parent.resolve()
@@ -189,7 +200,9 @@ def load_dataset(path: str | Path) -> GifDataset:
     elif votes_path.exists():
         votes = _read_votes(votes_path, known_ids, problems)
         if not problems:
-            mu, sigma = cached_ratings(votes_path, ids, lambda: trueskill_scores(votes, ids))
+            mu, sigma = cached_ratings(votes_path, ids,
+                                       lambda: trueskill_scores(votes, ids, rule=labels),
+                                       rule=labels)
     elif scores_path.exists():
         mu, sigma = _read_scores(scores_path, ids, known_ids, problems)
     if not ids and not problems:
@@ -376,16 +389,79 @@ def _read_manifest(path: Path, root: Path, problems: list):
     return ids, paths, tags, flags, known_ids
 
 
-def _read_votes(path: Path, known_ids: set[str], problems: list) -> list[Vote]:
-    parsed = _read_csv(path, VOTES_COLUMNS, problems)
-    if parsed is None:
+def _votes_header(path: Path) -> list[str]:
+    """The normalised header of a votes file ([] if unreadable; _read_csv reports why)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            first = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
         return []
-    _, rows = parsed
-    votes = [Vote(r["emotion"], r["left"], r["right"], r["choice"]) for _, r in rows]
-    numbers = [n for n, _ in rows]
+    return [h.strip().lower() for h in first]
+
+
+def _read_votes_rows(path: Path, problems: list) -> tuple[list[Vote], list[str | None], list[int]]:
+    """Votes (ours: emotion,left,right,choice; GIFGIF's: metric,left,right,choice[,country]),
+    their countries (None without a country column) and their row numbers."""
+    header = _votes_header(path)
+    gifgif = "metric" in header and "emotion" not in header
+    required = GIFGIF_VOTES_COLUMNS if gifgif else VOTES_COLUMNS
+    parsed = _read_csv(path, required, problems, optional_extra=gifgif)
+    if parsed is None:
+        return [], [], []
+    header, rows = parsed
+    if gifgif:
+        extra = [h for h in header if h not in (*GIFGIF_VOTES_COLUMNS, "country")]
+        if extra:
+            problems.append((path.name, 1, f"unexpected column(s) {', '.join(extra)}; expected "
+                             f"{','.join(GIFGIF_VOTES_COLUMNS)}[,country]"))
+            return [], [], []
+    key = "metric" if gifgif else "emotion"
+    votes = [Vote(r[key], r["left"], r["right"], r["choice"]) for _, r in rows]
+    countries = [r.get("country") if gifgif and "country" in header else None for _, r in rows]
+    return votes, countries, [n for n, _ in rows]
+
+
+def _read_votes(path: Path, known_ids: set[str], problems: list) -> list[Vote]:
+    votes, _, numbers = _read_votes_rows(path, problems)
     for i, reason in vote_problems(votes, sorted(known_ids)):
         problems.append((path.name, numbers[i], reason))
     return votes
+
+
+def read_votes(path: str | Path) -> tuple[list[Vote], list[str | None]]:
+    """The votes of a votes file in either format, in order, with their countries (None
+    where the file has no ``country`` column). Raises ManifestError on a malformed file."""
+    path = Path(path)
+    problems: list = []
+    votes, countries, numbers = _read_votes_rows(path, problems)
+    for i, reason in vote_problems(votes):
+        problems.append((path.name, numbers[i], reason))
+    if problems:
+        raise ManifestError(path.parent, problems)
+    return votes, countries
+
+
+def write_gifgif_votes(path: str | Path, votes: Iterable[Vote],
+                       countries: Sequence[str | None] | None = None) -> Path:
+    """Write votes as GIFGIF's records, ``metric,left,right,choice[,country]`` (the country
+    column only when ``countries`` is given; None is written as an empty field)."""
+    path = Path(path)
+    votes = [Vote(*v) for v in votes]
+    bad = vote_problems(votes)
+    if bad:
+        raise ValueError(f"bad votes: {bad[:_MAX_LISTED]}")
+    header = list(GIFGIF_VOTES_COLUMNS)
+    rows = [[v.emotion, v.left, v.right, v.choice] for v in votes]
+    if countries is not None:
+        countries = list(countries)
+        if len(countries) != len(rows):
+            raise ValueError(f"{len(countries)} countries for {len(rows)} votes")
+        header.append("country")
+        for row, c in zip(rows, countries):
+            row.append("" if c is None else str(c))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_csv(path, header, rows)
+    return path
 
 
 def _read_scores(path: Path, ids: list[str], known_ids: set[str], problems: list):
@@ -457,14 +533,8 @@ def _score_rows(scores, ids: Sequence[str]) -> list[list[str]]:
 
 
 def _atomic_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
 

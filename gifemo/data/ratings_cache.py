@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from gifemo.data.labels import TRUESKILL_PARAMS
+from gifemo.atomic_file import atomic_write
+from gifemo.data.labels import GIFGIF_PARAMS, TRUESKILL_PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,14 @@ CACHE_DIR = ".gifemo_cache"
 _FORMAT = 1
 
 
-def ratings_key(votes_path: Path, ids: Sequence[str]) -> str:
-    """SHA-256 over the votes file's bytes, the id order and the TrueSkill parameters."""
+def ratings_key(votes_path: Path, ids: Sequence[str], rule: str = "trueskill") -> str:
+    """SHA-256 over the votes file's bytes, the id order and the rating rule's parameters."""
     h = hashlib.sha256()
-    h.update(json.dumps({"format": _FORMAT, "params": TRUESKILL_PARAMS}, sort_keys=True).encode())
+    if rule == "trueskill":  # the key of the package-default rule is unchanged from before
+        meta = {"format": _FORMAT, "params": TRUESKILL_PARAMS}
+    else:
+        meta = {"format": _FORMAT, "rule": rule, "params": GIFGIF_PARAMS}
+    h.update(json.dumps(meta, sort_keys=True).encode())
     h.update(b"\0ids\0" + "\n".join(ids).encode())
     h.update(b"\0votes\0")
     with open(votes_path, "rb") as f:
@@ -41,10 +44,12 @@ def ratings_key(votes_path: Path, ids: Sequence[str]) -> str:
 
 
 def cached_ratings(
-    votes_path: Path, ids: Sequence[str], compute: Callable[[], tuple[np.ndarray, np.ndarray]]
+    votes_path: Path, ids: Sequence[str], compute: Callable[[], tuple[np.ndarray, np.ndarray]],
+    rule: str = "trueskill",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (mu, sigma) from the cache for these votes, or ``compute()`` them and store them."""
-    key = ratings_key(votes_path, ids)
+    """Return (mu, sigma) from the cache for these votes and rule, or ``compute()`` them and
+    store them."""
+    key = ratings_key(votes_path, ids, rule)
     path = votes_path.parent / CACHE_DIR / f"trueskill-{key[:32]}.npz"
     if path.is_file():
         try:
@@ -55,11 +60,8 @@ def cached_ratings(
             log.warning("ignoring unreadable ratings cache %s: %s", path, exc)
     mu, sigma = compute()
     try:
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, key=np.array(key), mu=mu, sigma=sigma)
-        os.replace(tmp, path)
     except OSError as exc:
         log.debug("ratings not cached (%s): %s", path.parent, exc)
     return mu, sigma

@@ -1,10 +1,8 @@
 """A text report on a dataset folder: GIF timing statistics (Fig. 9), label balance, Table 1.
 
-Frame counts and delays are read by walking the GIF block structure (:func:`gif_timing`)
-without decompressing any pixels: the report needs only the graphic-control delays, and
-Pillow reports a frame's ``duration`` only after decoding the previous frames (its
-``n_frames`` skips pixels, its ``seek`` does not). On the 600-GIF demo the walk takes well
-under a second where decoding takes many seconds.
+Frame counts and delays come from the decoder's block parser and frame grouping
+(:func:`gif_timing`), without decompressing any pixels, so they agree with the frames the
+clips are cut from.
 """
 
 from __future__ import annotations
@@ -15,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gifemo.data.decode import DecodeLimits
 from gifemo.data.emotions import EMOTIONS
+from gifemo.data.gif_format import GifFormatError, frame_delays_ms, parse_gif
 
 # Fig. 9's axes, coarsened: frame counts 2..~350, average delays 0..~400 ms.
 FRAME_EDGES: tuple[int, ...] = (1, 10, 20, 30, 40, 60, 100, 150, 200, 350)
@@ -30,66 +30,31 @@ class GifTimingError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-def gif_timing(path: str | os.PathLike) -> tuple[int, list[int]]:
-    """Number of images and their delays in ms, from the GIF's blocks (no pixel decoding).
+def gif_timing(path: str | os.PathLike, limits: DecodeLimits | None = None) -> tuple[int, list[int]]:
+    """Number of frames and their delays in ms, as the decoder composes them (no pixels).
 
-    Each image descriptor is one frame (as Pillow and PyAV count them); its delay is the one
-    of the graphic-control extension before it, 0 if there is none.
+    The block structure is read by the decoder's own parser (:func:`~gifemo.data.gif_format.
+    parse_gif`) and grouped into frames by its rule (several images can make one frame), so
+    Fig. 9 counts exactly the frames the clips are cut from; a file the decoder rejects
+    (truncated inside a block, over a limit, not a GIF) is rejected here too.
 
     Raises
     ------
     GifTimingError
-        Not a GIF, truncated before the first image, or an unknown block.
+        Names the file and the decoder's reason.
     """
+    limits = limits or DecodeLimits()
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise GifTimingError(path, f"cannot read ({e.strerror or e})") from None
-    if data[:6] not in (b"GIF87a", b"GIF89a"):
-        raise GifTimingError(path, "not a GIF file (bad signature)")
-    if len(data) < 13:
-        raise GifTimingError(path, "truncated header")
-    pos = 13
-    if data[10] & 0x80:
-        pos += 3 << ((data[10] & 7) + 1)
-    delays: list[int] = []
-    pending = 0
-    n = len(data)
-
-    def skip_sub_blocks(p: int) -> int:
-        while p < n:
-            size = data[p]
-            p += 1 + size
-            if size == 0:
-                return p
-        return n + 1  # ran off the end
-
-    while pos < n:
-        kind = data[pos]
-        if kind == 0x3B:  # trailer
-            break
-        if kind == 0x21 and pos + 1 < n:  # extension
-            if data[pos + 1] == 0xF9 and pos + 6 < n:
-                pending = 10 * (data[pos + 4] | data[pos + 5] << 8)
-            pos = skip_sub_blocks(pos + 2)
-        elif kind == 0x2C:  # image descriptor
-            if pos + 10 > n:
-                break
-            flags = data[pos + 9]
-            pos += 10
-            if flags & 0x80:
-                pos += 3 << ((flags & 7) + 1)
-            pos = skip_sub_blocks(pos + 1)  # LZW minimum code size, then data
-            if pos > n:
-                break  # truncated image data: not counted
-            delays.append(pending)
-            pending = 0
-        else:
-            if delays:
-                break  # garbage after the last frame: ignored, as decoders do
-            raise GifTimingError(path, f"unknown block 0x{kind:02x} at byte {pos}")
+    try:
+        layout = parse_gif(data, limits.max_pixels_per_frame, limits.max_frames)
+    except GifFormatError as e:
+        raise GifTimingError(path, str(e)) from None
+    delays = frame_delays_ms(layout).tolist()
     if not delays:
-        raise GifTimingError(path, "no complete image")
+        raise GifTimingError(path, "no image")
     return len(delays), delays
 
 

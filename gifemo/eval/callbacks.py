@@ -11,9 +11,13 @@ recognizers' ``validation_step``/``test_step`` return, and at the end of the epo
   ``<stage>/unsorted_n_tilde``, ``<stage>/n_emotions`` and per emotion
   ``<stage>/pr_auc/<emotion>``, ``<stage>/n_tilde/<emotion>`` (emotions without a positive are
   left out of the average, warned about and not logged);
-- writes ``<out_dir>/<stage>_pr_curve.png`` (:func:`gifemo.eval.plots.plot_pr_curves`) and
+- writes ``<out_dir>/<stage>_pr_curve.png`` (:func:`gifemo.eval.pr_plot.plot_pr_curves`) and
   the per-emotion table ``<out_dir>/<stage>_pr_table.csv`` and ``.md``;
-- sends the image and the table to wandb when a logger is a ``WandbLogger``.
+- sends the image and the table to wandb when a logger is a ``WandbLogger``;
+- computes any ``extra_metrics`` (name -> ``f(y_true, score) -> float`` on one emotion's
+  labelled entries, e.g. scikit-learn's ``average_precision_score``) per emotion and as their
+  mean over the emotions with a positive: ``<stage>/<name>`` and ``<stage>/<name>/<emotion>``.
+  Adding a metric is one function plus one line in ``conf/callbacks/default.yaml``.
 
 A GIF is positive for an emotion iff its label y = µ − 3σ exceeds µ₀ = 25 (§3.2).
 The last summary per stage is kept in :attr:`PRMetricsCallback.summaries` and its scalars,
@@ -34,7 +38,7 @@ from pytorch_lightning.callbacks import Callback
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.labels import is_positive
 from gifemo.eval.metrics import PRSummary, evaluate_rankings
-from gifemo.eval.plots import plot_pr_curves
+from gifemo.eval.pr_plot import plot_pr_curves
 
 _log = logging.getLogger(__name__)
 
@@ -107,10 +111,13 @@ class PRMetricsCallback(Callback):
         Write the per-emotion CSV and markdown table.
     emotions : list of str, optional
         Score column names (default: the 17 GIFGIF emotions).
+    extra_metrics : dict of str -> callable, optional
+        More per-emotion ranking metrics ``f(y_true bool [n], score [n]) -> float``.
     """
 
     def __init__(self, n_pos: float = 3000, n_all: float = 50000, out_dir: str | None = None,
-                 plot: bool = True, table: bool = True, emotions: list[str] | None = None):
+                 plot: bool = True, table: bool = True, emotions: list[str] | None = None,
+                 extra_metrics: dict | None = None):
         super().__init__()
         if not (0 < float(n_pos) <= float(n_all)):
             raise ValueError(f"need 0 < n_pos <= n_all, got n_pos={n_pos!r}, n_all={n_all!r}")
@@ -118,6 +125,10 @@ class PRMetricsCallback(Callback):
         self.out_dir = None if out_dir is None else str(out_dir)
         self.plot, self.table = bool(plot), bool(table)
         self.emotions = list(emotions or EMOTIONS)
+        self.extra_metrics = dict(extra_metrics or {})
+        for name, fn in self.extra_metrics.items():
+            if not callable(fn):
+                raise TypeError(f"extra_metrics[{name!r}] must be callable (y_true, score) -> float")
         self.summaries: dict[str, PRSummary] = {}
         self.metrics: dict[str, dict[str, float]] = {}  # per stage, float64 (logs hold float32)
         self.files: dict[str, list[Path]] = {}
@@ -183,11 +194,26 @@ class PRMetricsCallback(Callback):
         for t in np.flatnonzero(summary.included):
             metrics[f"{stage}/pr_auc/{emotions[t]}"] = float(summary.per_emotion_auc[t])
             metrics[f"{stage}/n_tilde/{emotions[t]}"] = float(summary.per_emotion_n_tilde[t])
+        metrics.update(self._extra(stage, scores, is_positive(y, mask), mask, summary.included,
+                                   emotions))
         metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
         self.metrics[stage] = metrics
         for k, v in metrics.items():
             pl_module.log(k, v, on_step=False, on_epoch=True)
         self._write(stage, summary, y, mask, emotions, trainer, pl_module)
+
+    def _extra(self, stage, scores, positive, mask, included, emotions) -> dict:
+        out = {}
+        for name, fn in self.extra_metrics.items():
+            values = []
+            for t in np.flatnonzero(included):
+                m = mask[:, t]
+                v = float(fn(positive[m, t], scores[m, t]))
+                out[f"{stage}/{name}/{emotions[t]}"] = v
+                values.append(v)
+            if values:
+                out[f"{stage}/{name}"] = float(np.mean(values))
+        return out
 
     def _write(self, stage, summary, y, mask, emotions, trainer, pl_module) -> None:
         if not trainer.is_global_zero or not (self.plot or self.table):

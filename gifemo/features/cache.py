@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gifemo.atomic_file import TMP_SUFFIX, atomic_write
 from gifemo.file_hash import file_sha256
 
 _log = logging.getLogger(__name__)
@@ -64,17 +65,9 @@ def settings_key(settings: dict) -> str:
     return hashlib.sha256(canonical_json(settings).encode()).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_write_json(path: Path, obj) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode())
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
 
 
 # --------------------------------------------------------------------------- file hashes
@@ -163,12 +156,8 @@ class FeatureCache:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{tag}"
         npy = self.shard_dir / f"{name}.npy"
-        tmp = self.shard_dir / f".tmp-{name}.npy"
-        with open(tmp, "wb") as f:
+        with atomic_write(npy) as f:
             np.save(f, features)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, npy)
         meta = {"settings_key": self.key, "n": len(entries), "dim": int(features.shape[1]),
                 "entries": entries, "bad": bad, "provenance": provenance or {}}
         _atomic_write_json(self.shard_dir / f"{name}.json", meta)
@@ -223,7 +212,7 @@ class FeatureCache:
 
     def _remove_stale_tmp(self) -> None:
         now = time.time()
-        for tmp in self.shard_dir.glob(".tmp-*"):
+        for tmp in self.shard_dir.glob(f".*{TMP_SUFFIX}"):
             try:
                 if now - tmp.stat().st_mtime > _TMP_MAX_AGE_S:
                     tmp.unlink()

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from gifemo.data.clips import make_clips
+from gifemo.data.clips import PAPER_CLIPS, ClipSpec, make_clips
 from gifemo.data.decode import DecodeLimits, GifDecodeError, decode
 
 
@@ -72,18 +72,20 @@ class GifClipDataset(Dataset):
     """
 
     def __init__(self, paths: Sequence[str | Path], backend: str = "pyav",
-                 limits: DecodeLimits | None = None, max_clips: int | None = None):
+                 limits: DecodeLimits | None = None, max_clips: int | None = None,
+                 clip_spec: ClipSpec = PAPER_CLIPS):
         self.paths = [str(p) for p in paths]
         self.backend = backend
         self.limits = limits
         self.max_clips = max_clips
+        self.clip_spec = clip_spec
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
         frames = decode(self.paths[i], backend=self.backend, limits=self.limits)
-        return i, make_clips(frames.rgb, max_clips=self.max_clips)
+        return i, make_clips(frames.rgb, max_clips=self.max_clips, spec=self.clip_spec)
 
 
 def _as_uint8_if_exact(clips: torch.Tensor) -> torch.Tensor:

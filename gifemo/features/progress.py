@@ -19,9 +19,10 @@ _log = logging.getLogger(__name__)
 class ExtractionProgress(Callback):
     """tqdm bar over ``total`` GIFs (this rank's share), postfix clips/s; summary log line."""
 
-    def __init__(self, total: int, enable: bool = True):
+    def __init__(self, total: int, enable: bool = True, label: str = "features"):
         self.total = int(total)
         self.enable = enable
+        self.label = str(label)
         self.gifs = self.clips = self.bad = 0
         self.seconds = 0.0
         self._bar = None
@@ -30,7 +31,7 @@ class ExtractionProgress(Callback):
         self.gifs = self.clips = self.bad = 0
         self._t0 = time.perf_counter()
         if self.enable and trainer.is_global_zero:
-            self._bar = tqdm(total=self.total, unit="GIF", desc="C3D features", dynamic_ncols=True)
+            self._bar = tqdm(total=self.total, unit="GIF", desc=self.label, dynamic_ncols=True)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         done = int((batch.clip_pos == batch.n_clips - 1).sum()) + len(batch.bad)
@@ -48,6 +49,6 @@ class ExtractionProgress(Callback):
             self._bar.close()
             self._bar = None
         if trainer.is_global_zero:
-            _log.info("C3D features (rank 0): %d GIFs, %d clips, %d bad in %.1f s (%.2f GIFs/s, "
-                      "%.2f clips/s)", self.gifs, self.clips, self.bad, self.seconds,
+            _log.info("%s (rank 0): %d GIFs, %d clips, %d bad in %.1f s (%.2f GIFs/s, "
+                      "%.2f clips/s)", self.label, self.gifs, self.clips, self.bad, self.seconds,
                       self.gifs / max(self.seconds, 1e-9), self.clips / max(self.seconds, 1e-9))

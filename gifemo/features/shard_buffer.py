@@ -1,7 +1,7 @@
 """Per-GIF features from clip rows, buffered into atomic cache shards (plain, no Lightning).
 
 :class:`ShardBuffer` takes :class:`~gifemo.features.clip_batches.ClipBatch` es and their fc6
-rows, accumulates each GIF's clips (:class:`~gifemo.features.pooling.ClipMeanAccumulator`),
+rows, accumulates each GIF's clips (:class:`~gifemo.models.pooling.ClipMeanAccumulator`),
 buffers a GIF's L2-normalised mean once all its clips are in, and every ``shard_size`` GIFs
 (or ``flush_every_s`` seconds) writes the buffer as one atomic shard of the
 :class:`~gifemo.features.cache.FeatureCache`, so an interrupted run loses at most one buffer.
@@ -23,7 +23,7 @@ import torch
 
 from gifemo.features.cache import FeatureCache
 from gifemo.features.clip_batches import ClipBatch, shard_for_rank
-from gifemo.features.pooling import ClipMeanAccumulator
+from gifemo.models.pooling import ClipMeanAccumulator
 
 _log = logging.getLogger(__name__)
 

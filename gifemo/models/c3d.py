@@ -44,7 +44,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from gifemo.data.clips import PAPER_CLIPS
 from gifemo.file_hash import file_sha256
+from gifemo.models.backbone import Backbone
 
 CLIP_SHAPE = (3, 16, 112, 112)
 """(channels, frames, height, width) of one input clip."""
@@ -438,3 +440,51 @@ def weights_info(weights: str | os.PathLike = RANDOM, width: float = 1.0, seed: 
             conv = DEFAULT_CONVENTION
     get_convention(conv)
     return WeightsInfo(str(path.resolve()), file_sha256(path), conv, float(width), None)
+
+
+# --------------------------------------------------------------------------- the Backbone
+
+class C3DBackbone(Backbone):
+    """The paper's frozen C3D to fc6 behind the :class:`~gifemo.models.backbone.Backbone`
+    interface (``conf/backbone/c3d.yaml``); arguments as :func:`build_backbone`'s. Weights
+    are hashed on first use of :meth:`weights_id`, the network built on first use."""
+
+    name = "c3d"
+    clip_spec = PAPER_CLIPS
+
+    def __init__(self, weights: str | os.PathLike = RANDOM, width: float = 1.0, seed: int = 0,
+                 convention: str | None = None) -> None:
+        super().__init__()
+        if not (isinstance(width, (int, float)) and 0 < width <= 4):
+            raise ValueError(f"width must be a number in (0, 4], got {width!r}")
+        self.weights, self.width, self.seed = str(weights), float(width), int(seed)
+        self.convention = convention
+        self._info: WeightsInfo | None = None
+
+    @property
+    def info(self) -> WeightsInfo:
+        if self._info is None:
+            self._info = weights_info(self.weights, self.width, self.seed, self.convention)
+        return self._info
+
+    @property
+    def output_dim(self) -> int:
+        return _scaled(FC6_DIM, self.width)
+
+    def weights_id(self) -> str:
+        return self.info.weights_id
+
+    def settings(self) -> dict:
+        """Width and input convention (the weights are named by :meth:`weights_id`)."""
+        return {"width": self.width, "convention": self.info.convention}
+
+    def __repr__(self) -> str:
+        return (f"C3DBackbone(weights={self.weights!r}, width={self.width:g}, seed={self.seed}, "
+                f"convention={self.convention!r})")
+
+    def build(self) -> C3D:
+        model, self._info = build_backbone(self.weights, self.width, self.seed, self.convention)
+        return model
+
+    def preprocess(self, clips: Tensor) -> Tensor:
+        return preprocess(clips, self.info.convention)

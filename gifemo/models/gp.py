@@ -8,11 +8,14 @@ the same objective). Targets are standardised per emotion before fitting (as sci
 ``normalize_y=True``), so the constant mean is the labelled mean; predictions are returned
 in the original units.
 
-GIFs are ranked by eq. 5, p ∝ exp(−(50 − µ)² / (2V)), with µ, V the predictive mean and
-variance: close to the top of the score scale (50) and/or uncertain ranks high. V is the
-latent variance of eq. 3 (k** − k*ᵀ(K + σ²I)⁻¹k*, no observation noise) unless
-``include_noise=True``. Use :meth:`GPScorer.log_score` to sort: exp underflows to 0 when
-(50 − µ)² / (2V) > 745, which would tie GIFs that the log score still orders.
+GIFs are ranked by eq. 5 as the paper prints it, p ∝ exp(−(50 − µ) / (2V)), with µ, V the
+predictive mean and variance: close to the top of the score scale (50) and/or uncertain
+ranks high. ``score_form="squared"`` uses the Gaussian-density form exp(−(50 − µ)² / (2V))
+instead; the two rank differently (a far, uncertain GIF beats a near, certain one more
+easily in the printed form). V is the latent variance of eq. 3 (k** − k*ᵀ(K + σ²I)⁻¹k*, no
+observation noise) unless ``include_noise=True``. Use :meth:`GPScorer.log_score` to sort:
+exp underflows to 0 for exponents below −745, which would tie GIFs that the log score
+still orders.
 
 Why not scikit-learn's ``GaussianProcessRegressor`` (already a dependency; gpytorch is not
 installed): its RBF kernel recomputes all pairwise distances with ``scipy.spatial.distance``
@@ -152,6 +155,30 @@ class ExactGP:
         var = np.maximum(var, 1e-12 * self.amplitude_)
         return self.y_mean_ + self.y_std_ * mean, var * self.y_std_ ** 2
 
+    def state(self) -> dict:
+        """The fitted GP as tensors and floats (for weights-only checkpoints)."""
+        return {"X": torch.from_numpy(np.ascontiguousarray(self.X_)),
+                "alpha": torch.from_numpy(np.ascontiguousarray(self.alpha_)),
+                "amplitude": self.amplitude_, "length_scale": self.length_scale_,
+                "noise": self.noise_, "y_mean": self.y_mean_, "y_std": self.y_std_,
+                "log_marginal_likelihood": self.log_marginal_likelihood_}
+
+    @classmethod
+    def from_state(cls, state: dict, seed: int = 0) -> "ExactGP":
+        """Rebuild a fitted GP from :meth:`state`; the Cholesky factor is recomputed exactly
+        as :meth:`fit` computed it."""
+        m = cls(seed=seed)
+        m.X_ = _to_numpy(state["X"], "X").astype(np.float64)
+        m.alpha_ = _to_numpy(state["alpha"], "alpha").astype(np.float64)
+        m.y_mean_, m.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        m.amplitude_, m.length_scale_ = float(state["amplitude"]), float(state["length_scale"])
+        m.noise_ = float(state["noise"])
+        m.log_marginal_likelihood_ = float(state["log_marginal_likelihood"])
+        K = m.amplitude_ * np.exp(-_sq_dists(m.X_, m.X_) / (2.0 * m.length_scale_ ** 2))
+        K[np.diag_indices_from(K)] += m.noise_
+        m.chol_ = scipy.linalg.cho_factor(K, lower=True, check_finite=False)
+        return m
+
 
 class GPScorer:
     """Per-emotion exact GPs ranked by eq. 5 (paper §3.5.2).
@@ -168,19 +195,27 @@ class GPScorer:
         The score scale's maximum (eq. 5's 50).
     include_noise : bool, default False
         Add σ² to V (eq. 3 has the latent variance only).
+    score_form : {"printed", "squared"}, default "printed"
+        Eq. 5 as printed, −(target_max − µ)/(2V), or squared, −(target_max − µ)²/(2V).
 
     Methods: ``fit(X, Y, mask) -> self``; ``predict(X) -> (mean, var)`` [N, T];
-    ``log_score(X)`` = −(target_max − µ)² / (2V); ``score(X)`` = exp(log_score) (eq. 5).
+    ``log_score(X)`` (the exponent of eq. 5); ``score(X)`` = exp(log_score) (eq. 5).
     """
 
+    SCORE_FORMS = ("printed", "squared")
+
     def __init__(self, max_train: int = 3000, seed: int = 0, n_restarts: int = 0,
-                 target_max: float = 50.0, include_noise: bool = False) -> None:
+                 target_max: float = 50.0, include_noise: bool = False,
+                 score_form: str = "printed") -> None:
         if isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 2:
             raise ValueError(f"max_train must be an integer >= 2, got {max_train!r}")
         if isinstance(n_restarts, bool) or not isinstance(n_restarts, int) or n_restarts < 0:
             raise ValueError(f"n_restarts must be an integer >= 0, got {n_restarts!r}")
         if not math.isfinite(float(target_max)):
             raise ValueError(f"target_max must be finite, got {target_max!r}")
+        if score_form not in self.SCORE_FORMS:
+            raise ValueError(f"score_form must be one of {self.SCORE_FORMS}, got {score_form!r}")
+        self.score_form = score_form
         self.max_train = max_train
         self.seed = seed
         self.n_restarts = n_restarts
@@ -234,10 +269,19 @@ class GPScorer:
         return np.stack([o[0] for o in out], 1), np.stack([o[1] for o in out], 1)
 
     def log_score(self, X: Any) -> np.ndarray:
-        """log of eq. 5: −(target_max − µ)² / (2V), [N, T] (use this to sort)."""
+        """log of eq. 5, [N, T] (use this to sort): −(target_max − µ)/(2V) as printed, or
+        −(target_max − µ)²/(2V) with ``score_form="squared"``."""
         mean, var = self.predict(X)
-        return -((self.target_max - mean) ** 2) / (2.0 * var)
+        return self.log_score_from(mean, var)
+
+    def log_score_from(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """The exponent of eq. 5 for given predictive means and variances."""
+        gap = self.target_max - np.asarray(mean, dtype=np.float64)
+        if self.score_form == "squared":
+            gap = gap * gap
+        return -gap / (2.0 * np.asarray(var, dtype=np.float64))
 
     def score(self, X: Any) -> np.ndarray:
-        """Eq. 5: exp(−(target_max − µ)² / (2V)) in [0, 1], [N, T]."""
+        """Eq. 5, exp(log_score), [N, T] (in [0, 1] for the squared form; the printed form
+        exceeds 1 when µ > target_max)."""
         return np.exp(self.log_score(X))

@@ -11,6 +11,12 @@ floats), with
 - ``config()``: ``{"name": ..., hyperparameters}``, so ``make_penalty(**p.config())``
   rebuilds ``p`` (checkpoints store only primitives).
 
+Every subclass with a ``name`` registers itself in :data:`PENALTIES` when its class is
+defined, so a new penalty is one class (here or in any imported module) plus one
+``conf/model/<name>.yaml`` whose ``penalty._target_`` names it; its constructor arguments
+are its hyperparameters, ``config()`` returns them, and cross-validation grids are lists of
+partial settings merged over them (``{"rho": 10.0}``).
+
 The penalties know nothing about data; the squared loss and the solvers live in
 :mod:`gifemo.models.solvers`.
 
@@ -24,6 +30,7 @@ problem over W, instead of the joint (W, M) projected-gradient scheme of MALSAR'
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -41,6 +48,12 @@ __all__ = [
     "make_penalty",
     "PENALTIES",
 ]
+
+
+PENALTIES: dict[str, type["Penalty"]] = {}
+"""Penalty name -> class; filled by ``Penalty.__init_subclass__`` (see the module docstring)."""
+
+_ALIASES = {"l1": "lasso", "trace": "trace_norm"}
 
 
 def _check_nonnegative(name: str, value: Any) -> float:
@@ -81,6 +94,16 @@ class Penalty(nn.Module):
     smooth: bool = True
     name: str = ""
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        name = cls.__dict__.get("name")
+        if name:
+            other = PENALTIES.get(name)
+            if other is not None and other.__qualname__ != cls.__qualname__:
+                raise TypeError(f"penalty name {name!r} is taken by {other.__module__}."
+                                f"{other.__qualname__}")
+            PENALTIES[name] = cls
+
     def value(self, W: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -117,6 +140,18 @@ class Penalty(nn.Module):
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **hyperparameters}``; ``make_penalty(**config())`` rebuilds it."""
         return {"name": self.name}
+
+    def with_settings(self, settings: Any) -> "Penalty":
+        """A new penalty of this kind with ``settings`` (a mapping of hyperparameters, e.g. one
+        cross-validation grid point ``{"rho": 10.0}``) over this one's."""
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"a penalty setting is a mapping of hyperparameters such as "
+                             f"{{'rho': 10.0}}, got {settings!r}")
+        unknown = sorted(set(settings) - (set(self.config()) - {"name"}))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no hyperparameter(s) {unknown}; it has "
+                             f"{sorted(set(self.config()) - {'name'})}")
+        return make_penalty(**{**self.config(), **dict(settings)})
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items() if k != "name")
@@ -431,22 +466,12 @@ class ClusteredMTLPenalty(Penalty):
         return {"name": self.name, "rho1": self.rho1, "rho2": self.rho2, "k": self.k}
 
 
-PENALTIES: dict[str, type[Penalty]] = {
-    "none": NoPenalty,
-    "lasso": L1Penalty,
-    "l1": L1Penalty,
-    "ridge": RidgePenalty,
-    "trace_norm": TraceNormPenalty,
-    "trace": TraceNormPenalty,
-    "clustered_mtl": ClusteredMTLPenalty,
-}
-
-
 def make_penalty(name: str, **kw: Any) -> Penalty:
-    """Build a penalty by name: ``none``, ``lasso`` (``l1``), ``ridge``, ``trace_norm``
-    (``trace``), ``clustered_mtl``; keyword arguments are the class's hyperparameters."""
+    """Build a registered penalty by name (``none``, ``lasso``, ``ridge``, ``trace_norm``,
+    ``clustered_mtl``, or any subclass defined elsewhere); keyword arguments are the class's
+    hyperparameters, as ``Penalty.config()`` returns them."""
     try:
-        cls = PENALTIES[name]
+        cls = PENALTIES[_ALIASES.get(name, name)]
     except KeyError:
         raise ValueError(f"unknown penalty {name!r}; choose one of {sorted(PENALTIES)}") from None
     try:

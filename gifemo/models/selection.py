@@ -1,5 +1,7 @@
 """Model selection (paper §3.6): ρ by 5-fold cross-validation, k by k-means silhouette.
 
+:func:`select_regularisation` and :func:`select_k` apply them to a linear recognizer.
+
 - :func:`select_rho_cv` fits the head on each fold's training part for every grid value
   and scores it on the held-out fold. Folds come from a ``Split`` (``gifemo.data.splits``):
   ``train`` [N, T] bool and ``fold`` [N, T] int (−1 outside train); fold k validates on
@@ -17,6 +19,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -30,7 +34,10 @@ from gifemo.eval.metrics import NoPositivesWarning, evaluate_rankings
 from gifemo.models.penalties import Penalty
 from gifemo.models.solvers import fit_multitask_linear
 
-__all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "METRICS"]
+__all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "cv_trace_rho", "select_k",
+           "select_regularisation", "METRICS"]
+
+_log = logging.getLogger(__name__)
 
 METRICS = ("pr_auc", "mse")
 
@@ -154,3 +161,60 @@ def choose_k_silhouette(W: Any, ks: Iterable[int] = range(2, 11), seed: int = 0,
         sil[k] = float(silhouette_score(points, labels))
     best = max(sil, key=lambda k: (sil[k], -k))
     return best, sil
+
+
+def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
+             ks: Iterable[int] = range(2, 11)) -> dict:
+    """Clustered MTL's k as in the paper (§3.6, Fig. 6): k-means on the columns of the
+    trace-norm W fitted on (X, Y, mask), the k with the best mean silhouette; sets the
+    model's penalty to that k and returns ``{"cv/k", "cv/silhouette"}`` ({} for other
+    penalties)."""
+    from gifemo.models.penalties import ClusteredMTLPenalty, TraceNormPenalty
+
+    penalty = getattr(model, "penalty", None)
+    if not isinstance(penalty, ClusteredMTLPenalty):
+        _log.info("select_k: only clustered_mtl has a k; skipped for %s", type(model).__name__)
+        return {}
+    res = fit_multitask_linear(X, Y, mask, TraceNormPenalty(trace_rho), tol=model.tol,
+                               max_iter=model.max_iter)
+    ks = [k for k in ks if 2 <= k <= model.n_tasks - 1]
+    k, sil = choose_k_silhouette(res.W, ks)
+    model.set_penalty(penalty.with_settings({"k": k}))
+    _log.info("k by silhouette of the trace-norm (rho=%g) W's columns: %s -> k=%d", trace_rho,
+              {kk: round(v, 3) for kk, v in sil.items()}, k)
+    return {"cv/k": float(k), "cv/silhouette": float(sil[k])}
+
+
+def cv_trace_rho(X: Any, Y: Any, positive: Any, train: Any, fold: Any, grid: Sequence,
+                 metric: str = "pr_auc", tol: float = 1e-4, max_iter: int = 5000) -> float:
+    """The trace-norm ρ that :func:`select_rho_cv` picks over ``grid`` (settings such as
+    ``{"rho": 10.0}``) on this split: what a cross-validated trace-norm run fits, so
+    :func:`select_k` can take k from the same W (paper Fig. 6)."""
+    from gifemo.models.penalties import TraceNormPenalty
+
+    base = TraceNormPenalty(1.0)
+    sel = select_rho_cv(X, Y, positive, train, fold, base.with_settings, list(grid), metric=metric,
+                        tol=tol, max_iter=max_iter)
+    rho = float(base.with_settings(sel.best).rho)
+    _log.info("trace-norm rho for select_k by cross-validation over %s: %g", list(grid), rho)
+    return rho
+
+
+def select_regularisation(model: Any, X: Any, Y: Any, positive: Any, train: Any, fold: Any,
+                          metric: str = "pr_auc") -> dict:
+    """The penalty setting of ``model.cv_grid`` with the best K-fold score on the training
+    part (:func:`select_rho_cv`); sets it on the model and returns ``cv/*`` metrics."""
+    grid = getattr(model, "cv_grid", None)
+    if not grid:
+        _log.info("select_rho: %s has no cv_grid; keeping its configured strength",
+                  type(model).__name__)
+        return {}
+    t0 = time.perf_counter()
+    sel = select_rho_cv(X, Y, positive, train, fold, model.penalty_for, grid, metric=metric,
+                        tol=model.tol, max_iter=model.max_iter)
+    model.set_penalty(model.penalty_for(sel.best))
+    _log.info("cross-validation (%s, %d folds) over %s: scores %s -> %r (%.1f s)", metric,
+              sel.fold_scores.shape[1], grid, np.round(sel.scores, 4).tolist(), model.penalty,
+              time.perf_counter() - t0)
+    return {"cv/best_score": float(sel.scores[sel.best_index]),
+            "cv/best_index": float(sel.best_index)}

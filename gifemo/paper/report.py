@@ -1,4 +1,4 @@
-"""Assemble the reproduction report folder from a :class:`~gifemo.eval.reproduce.Reproduction`.
+"""Assemble the reproduction report folder from a :class:`~gifemo.paper.reproduce.Reproduction`.
 
 ``write_report(rep, out_dir, settings)`` writes, next to the runs:
 
@@ -33,10 +33,10 @@ from omegaconf import OmegaConf
 from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS
 from gifemo.data.splits import top_tags
 from gifemo.data.summary import dataset_timing
-from gifemo.eval import figures
-from gifemo.eval.reproduce import PAPER_TABLE2, Reproduction
-from gifemo.eval.selection import choose_k_silhouette
-from gifemo.eval.svm_baseline import PAPER_TABLE4, svm_binary_relevance
+from gifemo.paper import figures
+from gifemo.paper.reproduce import PAPER_TABLE2, Reproduction, run_overrides, run_table2
+from gifemo.models.selection import choose_k_silhouette
+from gifemo.paper.svm_baseline import PAPER_TABLE4, svm_binary_relevance
 
 _log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     }
     vers = software_versions()
     md = [
-        f"# Reproduction of GIFGIF+ Tables 1, 2, 4 and Figures 6–10",
+        "# Reproduction of GIFGIF+ Tables 1, 2, 4 and Figures 6–10",
         "",
         f"Dataset: `{rep.dataset.root}` ({len(rep.dataset)} GIFs, "
         f"{int(rep.dataset.mask.sum())} labelled (GIF, emotion) pairs). Setting: "
@@ -392,3 +392,26 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     path = out / "report.md"
     path.write_text("\n".join(md), encoding="utf-8")
     return path
+
+
+def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[str] = (),
+              seeds: Sequence[int] | None = None) -> tuple[Reproduction, Path]:
+    """Run every Table 2 row for every seed and write the report; returns (runs, report.md).
+
+    ``overrides`` (the command line's) come after the setting's; the setting's
+    ``demo_overrides`` apply only when the composed data config generates a demo set.
+    """
+    out_dir = Path(out_dir)
+    base = [*settings.get("overrides", []), *overrides]
+    if settings.get("demo_overrides"):
+        probe = compose(run_overrides(settings["methods"][0], 0, out_dir / "probe", base))
+        if probe.data.get("generate", False):
+            base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
+    seeds = list(settings["seeds"] if seeds is None else seeds)
+    rep = run_table2(compose, settings["methods"], seeds, out_dir, base,
+                     settings.get("method_overrides") or {})
+    report = write_report(rep, out_dir, {**settings, "seeds": seeds,
+                                         "command_line_overrides": list(overrides)},
+                          n_pos=float(settings.get("n_pos", 3000)),
+                          n_all=float(settings.get("n_all", 50000)))
+    return rep, report

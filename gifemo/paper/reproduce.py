@@ -196,28 +196,3 @@ def hydra_composer(conf_dir: str | Path):
             return compose("train", overrides=list(overrides))
 
     return _compose
-
-
-def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[str] = (),
-              seeds: Sequence[int] | None = None) -> tuple[Reproduction, Path]:
-    """Run every Table 2 row for every seed and write the report; returns (runs, report.md).
-
-    ``overrides`` (the command line's) come after the setting's; the setting's
-    ``demo_overrides`` apply only when the composed data config generates a demo set.
-    """
-    from gifemo.eval.report import write_report
-
-    out_dir = Path(out_dir)
-    base = [*settings.get("overrides", []), *overrides]
-    if settings.get("demo_overrides"):
-        probe = compose(run_overrides(settings["methods"][0], 0, out_dir / "probe", base))
-        if probe.data.get("generate", False):
-            base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
-    seeds = list(settings["seeds"] if seeds is None else seeds)
-    rep = run_table2(compose, settings["methods"], seeds, out_dir, base,
-                     settings.get("method_overrides") or {})
-    report = write_report(rep, out_dir, {**settings, "seeds": seeds,
-                                         "command_line_overrides": list(overrides)},
-                          n_pos=float(settings.get("n_pos", 3000)),
-                          n_all=float(settings.get("n_all", 50000)))
-    return rep, report

@@ -1,9 +1,10 @@
-"""LightningModule that runs the frozen C3D over clip batches (stage 1 ``predict``).
+"""LightningModule that runs a frozen :class:`~gifemo.models.backbone.Backbone` over clip
+batches (stage 1 ``predict``).
 
-Precision is the Trainer's (``bf16-mixed`` autocasts the convolutions; the mean subtraction of
-:meth:`C3D.preprocess` stays float32). ``channels_last`` stores the backbone and its input in
+Precision is the Trainer's (``bf16-mixed`` autocasts the convolutions; the backbone's
+``preprocess`` stays float32). ``channels_last`` stores the network and its input in
 ``torch.channels_last_3d`` (NDHWC), the layout cuDNN's fastest 3-D convolutions use;
-``compile`` wraps the backbone in ``torch.compile`` (worth it for long GPU runs only: the
+``compile`` wraps the network in ``torch.compile`` (worth it for long GPU runs only: the
 first batches pay the compile time).
 """
 from __future__ import annotations
@@ -11,24 +12,25 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from gifemo.models.c3d import C3D
+from gifemo.models.backbone import Backbone
 
 
-class C3DExtractor(pl.LightningModule):
-    """``predict_step(ClipBatch) -> fc6 rows float32 [b, d]`` with a frozen :class:`C3D`."""
+class BackboneModule(pl.LightningModule):
+    """``predict_step(ClipBatch) -> features float32 [b, output_dim]``."""
 
-    def __init__(self, backbone: C3D, channels_last: bool = False, compile: bool = False):
+    def __init__(self, backbone: Backbone, channels_last: bool = False, compile: bool = False):
         super().__init__()
         self.backbone = backbone
+        self.network = backbone.network
         self.channels_last = bool(channels_last)
         self.compile = bool(compile)
-        self._forward = backbone
+        self._forward = self.network
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
-            self.backbone.to(memory_format=torch.channels_last_3d)
+            self.network.to(memory_format=torch.channels_last_3d)
         if self.compile:
-            self._forward = torch.compile(self.backbone)
+            self._forward = torch.compile(self.network)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         clips = batch.clips

@@ -1,15 +1,16 @@
-"""Stage 1: build or reuse the cache of per-GIF C3D features (paper §3.3).
+"""Stage 1: build or reuse the cache of per-GIF visual features (paper §3.3).
 
 :func:`ensure_visual_features` is the one entry point the training side calls. It
 
 1. fingerprints the manifest's GIF files (SHA-256 of the bytes; unchanged ``(size, mtime)``
    reuse the last run's hash, see :mod:`gifemo.features.cache`);
-2. opens the cache folder of the feature *settings* (weights identity, width, convention,
-   clip settings, decode backend, feature code version);
+2. opens the cache folder of the feature *settings* (the backbone's ``identity()``: name,
+   weights, settings, clip spec; the clip cap, decode backend, feature code version);
 3. plans the work: GIFs whose content hash has no done row (and is not a known bad file);
    identical files are computed once;
-4. if there is work, runs a Lightning ``predict`` over :class:`GifDataModule`'s predict stage
-   with :class:`~gifemo.features.extractor.C3DExtractor` and a
+4. if there is work, runs a Lightning ``predict`` over a
+   :class:`~gifemo.features.clip_datamodule.ClipDataModule` with
+   :class:`~gifemo.features.backbone_module.BackboneModule` and a
    :class:`~gifemo.features.writer.ShardWriter` (resumable shards; exactly once per GIF under
    DDP), showing GIFs/s and clips/s;
 5. assembles a :class:`FeatureTable` in manifest order, writes the cache's ``index.json``
@@ -34,20 +35,20 @@ import pytorch_lightning as pl
 import torch
 
 from gifemo.data.bad_files import BadFileLog
-from gifemo.data.clips import CLIP_LEN, CLIP_STRIDE, CROP, RESIZE_HW
-from gifemo.data.datamodule import GifDataModule
 from gifemo.data.decode import DecodeLimits
 from gifemo.data.manifest import GifDataset, load_dataset
-from gifemo.features.clip_batches import shard_for_rank
+from gifemo.features.backbone_module import BackboneModule
 from gifemo.features.cache import CacheContents, FeatureCache, fingerprint_files
-from gifemo.features.extractor import C3DExtractor
+from gifemo.features.clip_batches import shard_for_rank
+from gifemo.features.clip_datamodule import ClipDataModule
 from gifemo.features.progress import ExtractionProgress
 from gifemo.features.writer import ShardWriter
-from gifemo.models.c3d import WeightsInfo, build_backbone, weights_info
+from gifemo.models.backbone import Backbone
+from gifemo.plain_config import to_plain
 
 _log = logging.getLogger(__name__)
 
-FEATURE_CODE_VERSION = 1
+FEATURE_CODE_VERSION = 2
 """Bump when the computation of a feature changes (invalidates every cache): the backbone,
 the pooling, and also the decoder (:mod:`gifemo.data.decode`) or clip cutting
 (:mod:`gifemo.data.clips`), whose code is not otherwise part of the cache key."""
@@ -63,12 +64,9 @@ def _from_any(cls, cfg):
         return cls()
     if isinstance(cfg, cls):
         return cfg
+    cfg = to_plain(cfg)
     if not isinstance(cfg, Mapping):
-        try:  # omegaconf DictConfig
-            from omegaconf import OmegaConf
-            cfg = OmegaConf.to_container(cfg, resolve=True)
-        except Exception:
-            raise TypeError(f"{cls.__name__}: expected a mapping, got {type(cfg).__name__}") from None
+        raise TypeError(f"{cls.__name__}: expected a mapping, got {type(cfg).__name__}")
     return cls.from_mapping(dict(cfg))
 
 
@@ -84,18 +82,8 @@ class _Config:
 
 
 @dataclass(frozen=True)
-class BackboneConfig(_Config):
-    """``weights``: ``"random"`` (explicit) or a local weights file; see :func:`build_backbone`."""
-
-    weights: str = "random"
-    width: float = 1.0
-    seed: int = 0
-    convention: str | None = None
-
-
-@dataclass(frozen=True)
 class ClipConfig(_Config):
-    """Clip cutting (paper §3.3); only the cap is configurable."""
+    """Clips per GIF; the geometry (length, stride, resize, crop) is the backbone's."""
 
     max_clips_per_gif: int | None = None
 
@@ -134,6 +122,27 @@ class RunConfig(_Config):
     shard_size: int = 256
     flush_every_s: float = 60.0
     progress: bool = True
+    retry_bad: bool = False  # decode again the files the cache remembers as bad
+
+
+DEFAULT_BACKBONE = "gifemo.models.c3d.C3DBackbone"
+
+
+def as_backbone(backbone) -> Backbone:
+    """A :class:`Backbone` from itself, a config mapping with ``_target_`` (a
+    ``conf/backbone`` node), or settings of the default (C3D) backbone (``{"weights": ...}``)."""
+    if isinstance(backbone, Backbone):
+        return backbone
+    backbone = to_plain(backbone)
+    if not isinstance(backbone, Mapping):
+        raise TypeError(f"backbone must be a gifemo Backbone or its settings, got "
+                        f"{type(backbone).__name__}")
+    from hydra.utils import instantiate
+
+    built = instantiate({"_target_": DEFAULT_BACKBONE, **backbone})
+    if not isinstance(built, Backbone):
+        raise TypeError(f"{backbone.get('_target_')} is not a gifemo Backbone")
+    return built
 
 
 def _uses_gpu(accelerator: str) -> bool:
@@ -153,15 +162,12 @@ def resolve_run(run: RunConfig) -> RunConfig:
         pin_memory=gpu if run.pin_memory is None else run.pin_memory)
 
 
-def feature_settings(info: WeightsInfo, clips: ClipConfig, decode: DecodeConfig) -> dict:
-    """Everything that determines a GIF's feature besides its bytes (the cache key)."""
-    return {"kind": "c3d", "feature": "fc6 after ReLU, mean over clips, L2-normalised",
-            "code_version": FEATURE_CODE_VERSION, "weights": info.weights_id,
-            "weights_path": None if info.is_random else Path(info.path).name,
-            "convention": info.convention, "width": info.width,
-            "clips": {"clip_len": CLIP_LEN, "stride": CLIP_STRIDE, "resize_hw": list(RESIZE_HW),
-                      "crop": CROP, "max_clips_per_gif": clips.max_clips_per_gif},
-            "decode_backend": decode.backend}
+def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig) -> dict:
+    """Everything that determines a GIF's feature besides its bytes (the cache key);
+    ``backbone`` is ``Backbone.identity()``."""
+    return {"feature": "backbone features, mean over clips, L2-normalised",
+            "code_version": FEATURE_CODE_VERSION, "backbone": dict(backbone),
+            "max_clips_per_gif": clips.max_clips_per_gif, "decode_backend": decode.backend}
 
 
 # --------------------------------------------------------------------------- result
@@ -175,9 +181,9 @@ class FeatureTable:
     ids : list of str
         GIF ids with a feature (manifest order).
     visual : np.ndarray float32 [N, d]
-        L2-normalised mean fc6 (d = 4096 for the paper's network).
-    weights_id : str
-        SHA-256 of the weights file, or ``random:seed=S:width=W``.
+        L2-normalised mean of the backbone's clip features (d = 4096 for C3D fc6).
+    backbone : dict
+        ``Backbone.identity()`` of the features.
     bad : list of (path, reason)
         Files without a feature.
     rows : np.ndarray int64 [N]
@@ -192,7 +198,7 @@ class FeatureTable:
 
     ids: list[str]
     visual: np.ndarray
-    weights_id: str
+    backbone: dict
     bad: list = field(default_factory=list)
     rows: np.ndarray | None = None
     cache_dir: Path | None = None
@@ -242,29 +248,28 @@ def _rank() -> int:
 # --------------------------------------------------------------------------- run
 
 def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, dict],
-                     backbone_cfg: BackboneConfig, clips: ClipConfig, decode: DecodeConfig,
+                     backbone: Backbone, clips: ClipConfig, decode: DecodeConfig,
                      run: RunConfig, cache: FeatureCache) -> int:
     """Compute the features of dataset rows ``work`` into ``cache`` shards (Lightning predict).
 
     Returns the number of GIFs (good or bad) this rank wrote.
     """
     run = resolve_run(run)
-    model, info = build_backbone(backbone_cfg.weights, backbone_cfg.width, backbone_cfg.seed,
-                                 backbone_cfg.convention)
-    dm = GifDataModule(str(dataset.root), backend=decode.backend,
-                       max_clips_per_gif=clips.max_clips_per_gif,
-                       clip_batch_size=run.clip_batch_size, num_workers=run.num_workers,
-                       pin_memory=run.pin_memory, run_dir=None, **decode.limits())
+    dm = ClipDataModule(str(dataset.root), backend=decode.backend, clip_spec=backbone.clip_spec,
+                        max_clips_per_gif=clips.max_clips_per_gif,
+                        clip_batch_size=run.clip_batch_size, num_workers=run.num_workers,
+                        pin_memory=run.pin_memory, run_dir=None, **decode.limits())
     dm.dataset = dataset
     dm.select_for_predict(work)
     provenance = {"precision": run.precision, "channels_last": run.channels_last,
                   "compile": run.compile, "clip_batch_size": run.clip_batch_size,
                   "gifemo_version": package_version(),
-                  "torch": torch.__version__, "weights_path": info.path}
+                  "torch": torch.__version__, "backbone": repr(backbone)}
     writer = ShardWriter(cache, work, describe, shard_size=run.shard_size,
                          flush_every_s=run.flush_every_s, provenance=provenance,
                          bad_extra={"limits": decode.limits_record()})
-    progress = ExtractionProgress(total=len(work), enable=run.progress)
+    progress = ExtractionProgress(total=len(work), enable=run.progress,
+                                  label=f"{backbone.name} features")
     trainer = pl.Trainer(accelerator=run.accelerator, devices=run.devices, strategy=run.strategy,
                          precision=run.precision, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -274,7 +279,7 @@ def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, d
     with warnings.catch_warnings():
         # The packed iterable has no sampler to take batch indices from; the writer needs none.
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
-        trainer.predict(C3DExtractor(model, channels_last=run.channels_last, compile=run.compile),
+        trainer.predict(BackboneModule(backbone, channels_last=run.channels_last, compile=run.compile),
                         datamodule=dm, return_predictions=False)
     trainer.strategy.barrier("gifemo-features-written")
     return writer.n_gifs + writer.n_bad
@@ -284,10 +289,10 @@ def shard_share(work: list[int], trainer: pl.Trainer) -> list[int]:
     return shard_for_rank(work, trainer.global_rank, trainer.world_size)
 
 
-def ensure_visual_features(manifest, cache_dir, backbone=None, clips=None, decode=None, *,
+def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, decode=None, *,
                            run=None, run_dir: str | os.PathLike | None = None,
                            retry_bad: bool = False) -> FeatureTable:
-    """Per-GIF C3D features of ``manifest``, from the cache or computed into it.
+    """Per-GIF visual features of ``manifest``, from the cache or computed into it.
 
     Parameters
     ----------
@@ -295,9 +300,12 @@ def ensure_visual_features(manifest, cache_dir, backbone=None, clips=None, decod
         Dataset folder / ``manifest.csv`` (or an already loaded dataset).
     cache_dir : str or Path
         Root of the feature cache (one sub-folder per settings).
-    backbone, clips, decode, run : config dataclass, mapping or None
-        :class:`BackboneConfig`, :class:`ClipConfig`, :class:`DecodeConfig`, :class:`RunConfig`
-        (Hydra nodes work; None = defaults).
+    backbone : Backbone or mapping
+        The frozen encoder (its network is built only when something must be computed), or
+        its settings (see :func:`as_backbone`).
+    clips, decode, run : config dataclass, mapping or None
+        :class:`ClipConfig`, :class:`DecodeConfig`, :class:`RunConfig` (Hydra nodes work;
+        None = defaults).
     run_dir : path, optional
         Where ``bad_files.csv`` is written.
     retry_bad : bool, default=False
@@ -307,23 +315,19 @@ def ensure_visual_features(manifest, cache_dir, backbone=None, clips=None, decod
     -------
     FeatureTable
     """
-    bcfg, ccfg = _from_any(BackboneConfig, backbone), _from_any(ClipConfig, clips)
-    dcfg, rcfg = _from_any(DecodeConfig, decode), _from_any(RunConfig, run)
+    backbone = as_backbone(backbone)
+    ccfg, dcfg, rcfg = _from_any(ClipConfig, clips), _from_any(DecodeConfig, decode), _from_any(RunConfig, run)
     dataset = manifest if isinstance(manifest, GifDataset) else load_dataset(manifest)
-    info = weights_info(bcfg.weights, bcfg.width, bcfg.seed, bcfg.convention)
-    if info.is_random:
-        _log.warning("C3D weights: RANDOM initialisation (seed=%s, width=%g) -- not the paper's "
-                     "Sports-1M features", info.seed, info.width)
-    else:
-        _log.info("C3D weights: %s (sha256 %s, convention %s)", info.path, info.sha256, info.convention)
-
-    settings = feature_settings(info, ccfg, dcfg)
+    identity = backbone.identity()
+    _log.log(logging.WARNING if backbone.is_random else logging.INFO, "backbone %r: weights %s",
+             backbone, identity["weights_id"])
+    settings = feature_settings(identity, ccfg, dcfg)
     cache = FeatureCache(cache_dir, settings).create()
     index = cache.load_index()
     fingerprints, n_hashed = fingerprint_files(dataset.paths, cache.known_files(index))
     contents = cache.scan()
     limits = dcfg.limits_record()
-    work = plan_work(fingerprints, contents, limits, retry_bad)
+    work = plan_work(fingerprints, contents, limits, retry_bad or rcfg.retry_bad)
     _log.info("feature cache %s: %d GIFs, %d hashed, %d to compute", cache.dir, len(dataset.ids),
               n_hashed, len(work))
     _barrier_if_distributed()  # every rank planned before any rank writes
@@ -331,18 +335,18 @@ def ensure_visual_features(manifest, cache_dir, backbone=None, clips=None, decod
     if work:
         describe = {i: {"sha256": fingerprints[i].sha256, "id": dataset.ids[i],
                         "path": str(dataset.paths[i])} for i in work}
-        n_computed = extract_features(dataset, work, describe, bcfg, ccfg, dcfg, rcfg, cache)
+        n_computed = extract_features(dataset, work, describe, backbone, ccfg, dcfg, rcfg, cache)
         contents = cache.scan()
-    table = _assemble(dataset, fingerprints, contents, cache, info, limits)
+    table = _assemble(dataset, fingerprints, contents, cache, identity, limits)
     table.n_computed = n_computed
     if _rank() == 0:
-        _write_index(cache, dataset, fingerprints, contents, index, table, info)
+        _write_index(cache, dataset, fingerprints, contents, index, table, identity)
         _write_bad_files(table.bad, run_dir)
     return table
 
 
 def _assemble(dataset, fingerprints, contents: CacheContents, cache: FeatureCache,
-              info: WeightsInfo, limits: dict) -> FeatureTable:
+              identity: dict, limits: dict) -> FeatureTable:
     rows, shas, bad, missing = [], [], [], []
     for i, fp in enumerate(fingerprints):
         path = str(dataset.paths[i])
@@ -359,12 +363,12 @@ def _assemble(dataset, fingerprints, contents: CacheContents, cache: FeatureCach
         raise RuntimeError(f"feature extraction did not produce {len(missing)} GIF(s): {missing[:20]}"
                            f" (cache {cache.dir}; rerun to resume)")
     visual = cache.gather(contents, shas)
-    return FeatureTable(ids=[dataset.ids[i] for i in rows], visual=visual, weights_id=info.weights_id,
+    return FeatureTable(ids=[dataset.ids[i] for i in rows], visual=visual, backbone=identity,
                         bad=bad, rows=np.asarray(rows, dtype=np.int64), cache_dir=cache.dir,
                         settings=cache.settings)
 
 
-def _write_index(cache, dataset, fingerprints, contents, old_index, table, info) -> None:
+def _write_index(cache, dataset, fingerprints, contents, old_index, table, identity) -> None:
     gifs, files = [], cache.known_files(old_index)
     for i, fp in enumerate(fingerprints):
         if fp is None:
@@ -376,7 +380,7 @@ def _write_index(cache, dataset, fingerprints, contents, old_index, table, info)
                          "size": fp.size, "mtime_ns": fp.mtime_ns, "shard": shard, "row": row})
     bad = [{"path": p, "reason": r} for p, r in table.bad]
     cache.write_index(gifs, bad, files, extra={
-        "weights_sha256": info.sha256, "weights_id": info.weights_id,
+        "backbone": identity,
         "manifest": str(dataset.root), "dim": contents.dim,
         "gifemo_version": package_version()})
 

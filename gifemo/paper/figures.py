@@ -1,8 +1,8 @@
 """The paper's Figures 6–10 for a reproduction report, one function per figure.
 
-Each function takes plain arrays (or a :class:`~gifemo.eval.reproduce.Reproduction`'s
+Each function takes plain arrays (or a :class:`~gifemo.paper.reproduce.Reproduction`'s
 parts), writes one PNG and returns its path. matplotlib's ``Agg`` canvas is used through an
-explicit ``Figure`` (no pyplot state), as in :mod:`gifemo.eval.plots`.
+explicit ``Figure`` (no pyplot state), as in :mod:`gifemo.eval.pr_plot`.
 
 - Fig. 6: (a) mean silhouette against k for k-means on the columns of the trace-norm W;
   (b) the emotion models on the first two principal components of W, coloured by cluster.

@@ -1,0 +1,89 @@
+"""The feature matrix a run trains on: x = [visual | tags] per GIF (paper §3.3–3.4).
+
+Visual features come from the feature cache (:func:`~gifemo.features.visual_features.
+ensure_visual_features` computes what is missing); the tag vocabulary is built on the
+TRAINING GIFs only (tags on ≥ ``tag_min_fraction`` of them) and every GIF is encoded with it.
+GIFs without a visual feature (bad files) are left out: ``FeatureData.rows`` says which
+dataset rows remain.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gifemo.data.manifest import GifDataset
+from gifemo.data.tags import TagVocabulary
+from gifemo.models.backbone import Backbone
+from gifemo.models.layout import FEATURE_GROUPS, FeatureLayout
+
+_log = logging.getLogger(__name__)
+
+
+class FeatureConfigError(ValueError):
+    """The features cannot be built as configured; the message says which setting."""
+
+
+@dataclass
+class FeatureData:
+    """Features of the GIFs that have them.
+
+    rows : int64 [n] dataset rows kept (manifest order); X : float32 [n, d]; layout;
+    vocabulary (None without tags); backbone : ``Backbone.identity()`` (None without visual
+    features); bad : list of (path, reason); n_computed : GIFs extracted by this call.
+    """
+
+    rows: np.ndarray
+    X: np.ndarray
+    layout: FeatureLayout
+    vocabulary: TagVocabulary | None
+    backbone: dict | None
+    bad: list = field(default_factory=list)
+    n_computed: int = 0
+
+
+def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
+                      tag_min_fraction: float = 0.005, backbone: Backbone | None = None,
+                      cache_dir: str | Path | None = None, max_clips_per_gif: int | None = None,
+                      decode: dict | None = None, run: dict | None = None,
+                      run_dir: str | Path | None = None) -> FeatureData:
+    """[visual | tags] features of ``dataset`` for feature group ``group``.
+
+    ``fit_mask`` [N, T] marks the training labels (the vocabulary is built on GIFs with at
+    least one); the backbone, cache and decode/run settings are used only for visual groups.
+    """
+    if group not in FEATURE_GROUPS:
+        raise FeatureConfigError(f"features.group={group!r}; choose one of {sorted(FEATURE_GROUPS)}")
+    blocks = FEATURE_GROUPS[group]
+    rows = np.arange(len(dataset), dtype=np.int64)
+    visual, identity, bad, n_computed = None, None, [], 0
+    if "visual" in blocks:
+        from gifemo.features.visual_features import ensure_visual_features
+
+        if backbone is None or cache_dir is None:
+            raise FeatureConfigError(f"feature group {group!r} needs a backbone and a cache_dir")
+        table = ensure_visual_features(dataset, cache_dir, backbone,
+                                       {"max_clips_per_gif": max_clips_per_gif}, decode,
+                                       run=run, run_dir=run_dir)
+        rows = np.asarray(table.rows, dtype=np.int64)
+        visual, identity = table.visual, table.backbone
+        bad, n_computed = list(table.bad), int(table.n_computed)
+        if bad:
+            _log.warning("%d GIF(s) have no visual feature and are left out%s", len(bad),
+                         f" (see {Path(run_dir) / 'bad_files.csv'})" if run_dir else "")
+    vocab, tags = None, None
+    if "tags" in blocks:
+        train_rows = rows[fit_mask[rows].any(axis=1)]
+        vocab = TagVocabulary.build([dataset.tags[i] for i in train_rows], float(tag_min_fraction))
+        if len(vocab) == 0:
+            raise FeatureConfigError(f"no tag is on >= {tag_min_fraction} of the "
+                                     f"{len(train_rows)} training GIFs: the tag vocabulary is empty")
+        tags = vocab.encode([dataset.tags[i] for i in rows])
+        _log.info("tag vocabulary: %d tags on >= %.2g %% of %d training GIFs", len(vocab),
+                  100 * vocab.min_fraction, len(train_rows))
+    layout = FeatureLayout(group, 0 if visual is None else int(visual.shape[1]),
+                           0 if vocab is None else len(vocab))
+    return FeatureData(rows=rows, X=layout.concat(visual, tags), layout=layout, vocabulary=vocab,
+                       backbone=identity, bad=bad, n_computed=n_computed)
