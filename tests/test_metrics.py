@@ -222,3 +222,18 @@ def test_two_point_grid_and_curve_are_enough_and_lengths_are_checked():
     r_bool, p_bool = pr_curve(np.array([True, False, True]), [0.3, 0.2, 0.1])
     np.testing.assert_array_equal(r_int, r_bool)
     np.testing.assert_array_equal(p_int, p_bool)
+
+
+def test_n_tilde_uses_the_given_np_and_nall_on_a_curve_that_moves_at_the_target():
+    """Random scores (seed chosen so the averaged curve is not flat around recall 0.06): the
+    summary's Ñ is Ñ of its own curve at exactly the given (or default 3000, 50000) Np, Nall."""
+    g = np.random.default_rng(14)
+    P, S = g.random((300, 4)) < 0.4, g.random((300, 4))
+    M = np.ones_like(P)
+    s = evaluate_rankings(P, S, M)
+    assert s.n_tilde == n_tilde(s.recall, s.precision, 3000, 50000)
+    assert s.n_tilde != n_tilde(s.recall, s.precision, 3000, 50001)  # the data can tell
+    t = evaluate_rankings(P, S, M, n_pos=1000, n_all=17000)
+    assert t.n_tilde == n_tilde(t.recall, t.precision, 1000, 17000)
+    for e in range(4):
+        assert t.per_emotion_n_tilde[e] == n_tilde(t.recall, t.per_emotion_precision[e], 1000, 17000)
