@@ -39,11 +39,15 @@ test-all: setup
 	$(BIN)/python -m pytest -q
 
 # mutation testing of the core pure modules with mutmut ([tool.mutmut] in pyproject.toml),
-# then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'
+# then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'.
+# One BLAS/OpenMP thread: mutmut forks a worker per mutant, and a forked OpenMP pool spins.
+# mutants/ is started afresh: mutmut maps tests to functions once, so tests added since an
+# earlier run would otherwise not be run against the old mutants.
 MUTANTS ?=
 mutate: setup
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/pip install --quiet "mutmut>=3.8,<4"
-	$(BIN)/python -m mutmut run --max-children 2 $(MUTANTS)
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/python scripts/mutation_score.py mutants --survivors
 
 # refresh the README's screenshot of the labelling page (the browser test writes it there)

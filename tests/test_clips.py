@@ -113,9 +113,11 @@ def test_cap_picks_evenly_spaced_clips(n, k):
         assert gaps.max() - gaps.min() <= 1
 
 
-def test_cap_larger_than_clip_count_keeps_all():
+def test_cap_larger_than_clip_count_keeps_all(caplog):
     assert clip_starts(40, max_clips=10) == clip_starts(40)
-    assert clip_starts(40, max_clips=len(clip_starts(40))) == clip_starts(40)
+    with caplog.at_level(logging.DEBUG, logger="gifemo.data.clips"):
+        assert clip_starts(40, max_clips=len(clip_starts(40))) == clip_starts(40)
+    assert not caplog.records  # nothing was dropped, so the cap is not reported
 
 
 def test_capped_clips_are_the_same_clips(caplog, monkeypatch):
@@ -123,9 +125,11 @@ def test_capped_clips_are_the_same_clips(caplog, monkeypatch):
     rgb = rng.integers(0, 256, (50, 40, 60, 3), dtype=np.uint8)
     full = make_clips(rgb)
     monkeypatch.setattr(clips, "_cap_reported", False)  # restored after the test
-    with caplog.at_level(logging.INFO, logger="gifemo.data.clips"):
+    with caplog.at_level(logging.DEBUG, logger="gifemo.data.clips"):
         capped = make_clips(rgb, max_clips=2)
-    assert any("clip cap" in r.message for r in caplog.records)
+        make_clips(rgb, max_clips=2)
+    # said once at INFO, then at DEBUG
+    assert [r.levelno for r in caplog.records if "clip cap" in r.message] == [logging.INFO, logging.DEBUG]
     idx = [clip_starts(50).index(s) for s in clip_starts(50, 2)]
     assert torch.equal(capped, full[idx])
 
@@ -142,9 +146,27 @@ def test_bad_frames_raise(bad):
         make_clips(bad)
 
 
+@pytest.mark.parametrize("bad,words", [
+    (np.zeros((2, 10, 10, 3), np.float32), ["ndarray", "float32", "(2, 10, 10, 3)"]),
+    ([[1, 2, 3]], ["list"]),
+    (np.zeros((2, 0, 10, 3), np.uint8), ["no pixels", "(2, 0, 10, 3)"]),
+    (np.zeros((2, 10, 0, 3), np.uint8), ["no pixels", "(2, 10, 0, 3)"]),
+])
+def test_bad_frames_are_described_in_the_error(bad, words):
+    with pytest.raises(ValueError) as info:
+        make_clips(bad)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_a_one_pixel_gif_makes_a_clip():
+    out = make_clips(np.full((1, 1, 1, 3), 7, np.uint8))
+    assert out.shape == (1, 3, 16, 112, 112) and bool((out == 7).all())
+
+
 @pytest.mark.parametrize("n", [0, -1, 2.5, True, None])
 def test_bad_frame_count_raises(n):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_frames must be a positive integer"):
         padded_length(n)
 
 

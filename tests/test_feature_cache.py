@@ -152,6 +152,17 @@ def test_fingerprint_rehashes_a_same_size_edit_and_trusts_unchanged_stat(tmp_pat
     assert p.stat().st_size == size == before.size
     (after,), n = fingerprint_files([p], known)
     assert n == 1 and after.sha256 == file_sha256(p) != before.sha256
+    assert (after.path, after.size, after.mtime_ns) == (str(p), size, p.stat().st_mtime_ns)
+
+
+def test_fingerprint_counts_every_hash_and_keeps_going_after_a_missing_file(tmp_path):
+    a, b = tmp_path / "a.gif", tmp_path / "b.gif"
+    _write_gif(a, 2, seed=0)
+    _write_gif(b, 2, seed=1)
+    fps, n = fingerprint_files([tmp_path / "missing.gif", a, b])
+    assert n == 2 and fps[0] is None
+    assert [fp.path for fp in fps[1:]] == [str(a), str(b)]
+    assert [fp.sha256 for fp in fps[1:]] == [file_sha256(a), file_sha256(b)]
 
 
 def test_same_size_edit_is_recomputed(tmp_path):

@@ -149,7 +149,7 @@ def test_many_wins_make_a_positive():
 
 @pytest.mark.parametrize("vote, reason", [
     (Vote("joy", "a", "b", "left"), "unknown emotion 'joy'"),
-    (Vote("fear", "a", "b", "up"), "unknown choice 'up'"),
+    (Vote("fear", "a", "b", "up"), "unknown choice 'up'; expected one of left, right, both, neither"),
     (Vote("fear", "a", "a", "left"), "compared with itself"),
     (Vote("fear", "a", "zz", "left"), "'zz' is not in the dataset"),
 ])

@@ -1,5 +1,6 @@
 """PR curve, PR-AUC and Ñ against hand-worked values and scikit-learn."""
 
+import math
 import warnings
 
 import numpy as np
@@ -146,3 +147,93 @@ def test_bad_inputs():
         averaged_pr_curve(np.ones((3, 2)), np.ones((3, 1)), np.ones((3, 2)))
     with pytest.raises(ValueError, match="recall_grid"):
         averaged_pr_curve(np.ones((3, 1)), np.ones((3, 1)), np.ones((3, 1)), [0.5, 0.2])
+
+
+def test_n_tilde_defaults_are_the_papers_and_other_np_nall_are_used():
+    # P̃(r) = 1 - r: Ñ = Np / (1 - Np / Nall), by hand
+    r, p = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    assert n_tilde(r, p) == pytest.approx(3000 / (1 - 3000 / 50000), rel=1e-12)
+    assert n_tilde(r, p, 1000, 20000) == pytest.approx(1000 / 0.95, rel=1e-12)
+    assert n_tilde(r, p, 5, 5) == math.inf  # Np = Nall is allowed: recall 1, precision 0
+    assert n_tilde([0.06, 1.0], [0.5, 0.1]) == pytest.approx(6000)  # target at the first point
+    assert n_tilde([0.0, 0.06], [0.3, 0.5]) == pytest.approx(6000)  # ... and at the last
+    with pytest.raises(ValueError, match="outside"):
+        n_tilde([0.07, 1.0], [0.5, 0.1])
+    with pytest.raises(ValueError, match="outside"):
+        n_tilde([0.0, 0.05], [0.5, 0.1])
+    for n_pos, n_all in ((0, 10), (3, math.inf), (math.nan, 10)):
+        with pytest.raises(ValueError, match="n_pos"):
+            n_tilde(r, p, n_pos, n_all)
+
+
+def test_evaluate_rankings_fields_by_hand():
+    """Emotion 0 ranked perfectly (1 of 4 positive), emotion 1 with its one positive ranked
+    last of 2 labelled, emotion 2 with a single labelled positive, emotion 3 unlabelled."""
+    P = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], bool)
+    S = np.array([[4.0, 9, 0, 0], [3, 1, 0, 0], [2, 0, 0, 0], [1, 0, 0, 0]])
+    M = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]], bool)
+    grid = np.array([0.0, 0.5, 1.0])
+    with pytest.warns(NoPositivesWarning, match="column 3"):
+        s = evaluate_rankings(P, S, M, grid, n_pos=1, n_all=2)
+    np.testing.assert_array_equal(s.recall, grid)
+    np.testing.assert_array_equal(s.included, [True, True, True, False])
+    np.testing.assert_allclose(s.per_emotion_precision[:3], [[1, 1, 1], [0.5, 0.5, 0.5], [1, 1, 1]])
+    assert np.isnan(s.per_emotion_precision[3]).all()
+    np.testing.assert_allclose(s.precision, [2.5 / 3] * 3)
+    np.testing.assert_allclose(s.per_emotion_auc[:3], [1.0, 0.5, 1.0])
+    np.testing.assert_allclose(s.per_emotion_n_tilde[:3], [1.0, 2.0, 1.0])  # Np / P̃(1/2)
+    np.testing.assert_allclose(s.positive_rate[:3], [0.25, 0.5, 1.0])
+    assert np.isnan(s.positive_rate[3])
+    assert s.pr_auc == pytest.approx(2.5 / 3)
+    assert s.n_tilde == pytest.approx(1 / (2.5 / 3))
+    assert s.unsorted_pr_auc == pytest.approx((0.25 + 0.5 + 1.0) / 3)
+    assert s.unsorted_n_tilde == pytest.approx(1 / ((0.25 + 0.5 + 1.0) / 3))
+    # the defaults are the paper's Np = 3000, Nall = 50000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoPositivesWarning)
+        d = evaluate_rankings(P, S, M)
+        e = evaluate_rankings(P, S, M, n_pos=3000, n_all=50000)
+    assert d.n_tilde == e.n_tilde and d.unsorted_n_tilde == e.unsorted_n_tilde
+
+
+def test_interpolated_precision_beyond_the_curves_last_recall_is_zero():
+    np.testing.assert_allclose(interpolated_precision([0.2, 0.5], [1.0, 0.5], [0.0, 0.5, 0.9, 1.0]),
+                               [1.0, 0.5, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("grid", [[0.5], [0.0, np.nan, 1.0], [-0.1, 1.0], [0.0, 1.1],
+                                  [0.0, 0.5, 0.5, 1.0], [[0.0, 1.0]], [1.0, 0.0]])
+def test_bad_recall_grids_are_refused(grid):
+    with pytest.raises(ValueError, match="recall_grid"):
+        interpolated_precision([0.0, 1.0], [1.0, 0.5], grid)
+
+
+def test_two_point_grid_and_curve_are_enough_and_lengths_are_checked():
+    np.testing.assert_allclose(interpolated_precision([0.0, 1.0], [1.0, 0.5], [0.0, 1.0]), [1.0, 0.5])
+    assert pr_auc([0.0, 1.0], [1.0, 0.5]) == pytest.approx(0.75)
+    for r, p in (([0.0], [1.0]), ([0.0, 1.0], [1.0]), ([[0.0, 1.0]], [[1.0, 1.0]])):
+        with pytest.raises(ValueError, match="equal length"):
+            pr_auc(r, p)
+    with pytest.raises(ValueError, match="equal length"):
+        pr_curve([1, 0, 1], [0.3, 0.2])
+    with pytest.raises(ValueError, match="0/1"):
+        pr_curve([0, 2], [0.3, 0.2])
+    r_int, p_int = pr_curve(np.array([1, 0, 1]), [0.3, 0.2, 0.1])
+    r_bool, p_bool = pr_curve(np.array([True, False, True]), [0.3, 0.2, 0.1])
+    np.testing.assert_array_equal(r_int, r_bool)
+    np.testing.assert_array_equal(p_int, p_bool)
+
+
+def test_n_tilde_uses_the_given_np_and_nall_on_a_curve_that_moves_at_the_target():
+    """Random scores (seed chosen so the averaged curve is not flat around recall 0.06): the
+    summary's Ñ is Ñ of its own curve at exactly the given (or default 3000, 50000) Np, Nall."""
+    g = np.random.default_rng(14)
+    P, S = g.random((300, 4)) < 0.4, g.random((300, 4))
+    M = np.ones_like(P)
+    s = evaluate_rankings(P, S, M)
+    assert s.n_tilde == n_tilde(s.recall, s.precision, 3000, 50000)
+    assert s.n_tilde != n_tilde(s.recall, s.precision, 3000, 50001)  # the data can tell
+    t = evaluate_rankings(P, S, M, n_pos=1000, n_all=17000)
+    assert t.n_tilde == n_tilde(t.recall, t.precision, 1000, 17000)
+    for e in range(4):
+        assert t.per_emotion_n_tilde[e] == n_tilde(t.recall, t.per_emotion_precision[e], 1000, 17000)

@@ -271,3 +271,22 @@ def test_bad_parameters_raise_value_error_quoting_value(build, match):
 def test_k_larger_than_T_raises():
     with pytest.raises(ValueError, match="k = 5 .*T = 4"):
         ClusteredMTLPenalty(1, 1, k=5).value(_rand(6, 4))
+
+
+def test_ridge_without_strength_is_least_squares_in_the_dual():
+    """ρ = 0: Ω* is the indicator of {0} (0 there, +inf elsewhere) and only V = 0 is dual
+    feasible, by hand; ρ > 0: Ω*(V) = ‖V‖² / (4ρ)."""
+    zero, v = torch.zeros(2, 3, dtype=torch.float64), torch.tensor([[1.0, 0.0], [0.0, -2.0]])
+    r0 = RidgePenalty(0.0)
+    assert r0.conjugate(zero) == 0.0 and r0.conjugate(v) == math.inf
+    assert r0.dual_scale(zero) == 1.0 and r0.dual_scale(v) == 0.0
+    assert RidgePenalty(2.0).conjugate(v) == pytest.approx(5.0 / 8.0)
+    assert RidgePenalty(2.0).dual_scale(v) == 1.0
+
+
+@pytest.mark.parametrize("cls", [L1Penalty, TraceNormPenalty, RidgePenalty])
+def test_strength_is_checked_and_named(cls):
+    for bad in (-1.0, math.inf, math.nan, "x"):
+        with pytest.raises(ValueError, match="^rho must"):
+            cls(bad)
+    assert repr(cls(0.5)) == f"{cls.__name__}(rho=0.5)"

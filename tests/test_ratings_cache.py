@@ -74,3 +74,32 @@ def test_key_depends_on_the_ids_their_order_and_the_votes(tmp_path):
     assert k != ratings_key(votes, ["a", "b", "c"])
     votes.write_bytes(b"emotion,left,right,choice\nanger,a,b,right\n")
     assert k != ratings_key(votes, ["a", "b"])
+
+
+def test_key_depends_on_the_trueskill_parameters(tmp_path, monkeypatch):
+    from gifemo.data import ratings_cache
+
+    votes = tmp_path / "votes.csv"
+    votes.write_bytes(b"emotion,left,right,choice\nanger,a,b,left\n")
+    k = ratings_key(votes, ["a", "b"])
+    monkeypatch.setattr(ratings_cache, "TRUESKILL_PARAMS",
+                        {**ratings_cache.TRUESKILL_PARAMS, "draw_probability": 0.2})
+    assert ratings_key(votes, ["a", "b"]) != k
+
+
+def test_cache_file_with_another_key_is_not_used(tmp_path):
+    """A cache file at the right name whose stored key differs (a 32-hex-digit name clash)
+    is recomputed, even when its arrays have the right shape."""
+    _dataset(tmp_path, [Vote("anger", "a", "b", "left")])
+    fresh = load_dataset(tmp_path)
+    (cache,) = (tmp_path / CACHE_DIR).glob("trueskill-*.npz")
+    np.savez(cache, key=np.array("0" * 64), mu=np.zeros_like(fresh.mu), sigma=np.ones_like(fresh.sigma))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return fresh.mu, fresh.sigma
+
+    mu, _ = cached_ratings(tmp_path / "votes.csv", fresh.ids, compute)
+    assert calls == [1]
+    np.testing.assert_array_equal(mu, fresh.mu)

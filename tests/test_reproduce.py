@@ -136,7 +136,7 @@ def test_table4_f1_follows_from_precision_and_recall(quick_report):
     """Each seed's F1 is 2PR / (P + R) of that seed's P and R; table4.csv holds the per-emotion
     means over seeds of the seeds' own values, so its F1 is at most 2PR / (P + R) of the mean P
     and R (the harmonic mean is concave) and equals the mean of the seeds' F1."""
-    from gifemo.eval.report import table4
+    from gifemo.paper.report import table4
 
     rep, _, out = quick_report
     t4 = _read(out / "table4.csv")

@@ -370,3 +370,22 @@ def test_head_from_fit_predicts_xw_plus_b():
         head(torch.zeros(3, 5))
     with pytest.raises(ValueError, match="d must"):
         LinearMultiTaskHead(0, 4)
+
+
+def test_unpenalised_fit_after_an_unlabelled_task_still_fits_the_later_tasks():
+    """No penalty (least squares per task): a task with no labelled row gets W = 0 and the
+    tasks after it are still solved; compared with scikit-learn's LinearRegression."""
+    g = np.random.default_rng(7)
+    X = g.standard_normal((30, 4))
+    Y = X @ g.standard_normal((4, 3)) + 5 + 0.1 * g.standard_normal((30, 3))
+    mask = np.ones((30, 3), bool)
+    mask[:, 0] = False
+    mask[:10, 2] = False
+    res = fit_multitask_linear(X, Y, mask, NoPenalty())
+    W, b = res.W.numpy(), res.b.numpy()
+    np.testing.assert_array_equal(W[:, 0], 0.0)
+    for t in (1, 2):
+        rows = mask[:, t]
+        sk = LinearRegression().fit(X[rows], Y[rows, t])
+        np.testing.assert_allclose(W[:, t], sk.coef_, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(b[t], sk.intercept_, rtol=1e-8)

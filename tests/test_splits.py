@@ -133,8 +133,10 @@ def test_folds_partition_train_and_are_stratified(data):
         assert not (union & val).any()
         union |= val
     assert np.array_equal(union, split.train)
-    with pytest.raises(ValueError, match="fold"):
-        split.val_mask(5)
+    for bad in (5, -1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match=r"fold must be an integer in 0\.\.4"):
+            split.val_mask(bad)
+    split.fit_mask(np.int64(4))  # numpy integers are integers
 
 
 def test_tiny_classes_fall_back_and_say_so(caplog):
@@ -182,3 +184,38 @@ def test_format_table1_marks_generic_tags():
     assert "~tv~ (3), happy (2), ~movies~ (1), smile (1)" in line
     assert "~tag~ = generic" in text
     assert sum(l.split()[0] in EMOTIONS for l in text.splitlines()[2:]) == 17
+    one = next(l for l in format_table1(ds, n=1).splitlines() if l.startswith("happiness"))
+    assert one.split("4", 1)[1].strip() == "~tv~ (3), happy (2)"  # stops after 1 non-generic
+    default = format_table1(ds)
+    assert default.startswith("Top 10 tags") and "emotion" in default.splitlines()[1]
+    anger = next(l for l in default.splitlines() if l.startswith("anger"))
+    assert anger.split() == ["anger", "0", "-"]
+
+
+def test_defaults_are_seed_0_and_five_folds_and_two_folds_are_allowed(data):
+    default = make_split(data)
+    explicit = make_split(data, seed=0, test_fraction=0.33, n_folds=5)
+    np.testing.assert_array_equal(default.fold, explicit.fold)
+    np.testing.assert_array_equal(default.test, explicit.test)
+    assert default.n_folds == 5 and default.fold.max() == 4
+    two = make_split(data, n_folds=2)
+    assert two.fold.max() == 1 and np.array_equal(two.fold >= 0, two.train)
+    for bad in (1.5, True, 0):
+        with pytest.raises(ValueError, match="n_folds"):
+            make_split(data, n_folds=bad)
+
+
+def test_unstratified_fallback_deals_balanced_seeded_folds(caplog):
+    """6 training GIFs, 3 positive and 3 negative, 5 folds: no class fills every fold, so plain
+    KFold (shuffled by the seed) deals sizes 2,1,1,1,1; the same seed gives the same folds."""
+    tags = [["scared"]] * 9
+    labels = [{"fear": i % 2 == 0} for i in range(9)]
+    ds = _dataset(tags, labels)
+    j = emotion_index("fear")
+    with caplog.at_level(logging.WARNING, logger="gifemo.data.splits"):
+        folds = {seed: make_split(ds, seed=seed, test_fraction=0.33).fold[:, j] for seed in range(6)}
+    assert "unstratified KFold" in caplog.text
+    for f in folds.values():
+        assert sorted(np.bincount(f[f >= 0], minlength=5)) == [1, 1, 1, 1, 2]
+    np.testing.assert_array_equal(make_split(ds, seed=3).fold[:, j], folds[3])
+    assert len({f.tobytes() for f in folds.values()}) > 1  # the seed shuffles
