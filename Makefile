@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # user may install their own CUDA build first: the stamp only installs when missing.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-all mutate screenshot collect reproduce clean
+.PHONY: setup demo test test-all test-slow mutate screenshot collect reproduce clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q
+
+# only the heavy end-to-end runs (CI runs `make test` then this: together, everything)
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q
 
 # mutation testing of the core pure modules with mutmut ([tool.mutmut] in pyproject.toml),
 # then the score per module; MUTANTS narrows the run, e.g. MUTANTS='gifemo.data.labels*'.
