@@ -165,14 +165,5 @@ def test_a_new_metric_is_one_function_and_one_config_line():
     y[7:, :] = 40.0  # the three best-scored GIFs are positive in every emotion
     mask = np.ones((10, 17), dtype=bool)
 
-    class _T:
-        world_size, is_global_zero, loggers, default_root_dir = 1, True, [], "."
-
-    class _M:
-        def log(self, *a, **k):
-            pass
-
-    cb._collect("val", {"scores": torch.from_numpy(scores), "y": torch.from_numpy(y),
-                        "mask": torch.from_numpy(mask)})
-    cb._finish("val", _T(), _M())
+    cb.stage_metrics("val", scores, y, mask)
     assert cb.metrics["val"]["val/p_at_5"] == pytest.approx(3 / 5)

@@ -180,13 +180,25 @@ class PRMetricsCallback(Callback):
             _log.warning("PRMetricsCallback evaluates the rows of this rank only (world size %d)",
                          trainer.world_size)
         try:
-            summary = self.evaluate(scores, y, mask)
+            metrics = self.stage_metrics(stage, scores, y, mask)
         except ValueError as e:  # e.g. no emotion has a positive in this split
             _log.warning("%s: no PR evaluation (%s)", stage, e)
             return
+        for k, v in metrics.items():
+            pl_module.log(k, v, on_step=False, on_epoch=True)
+        self._write(stage, self.summaries[stage], y, mask, self._emotions(scores.shape[1]),
+                    trainer, pl_module)
+
+    def _emotions(self, n: int) -> list[str]:
+        return self.emotions if len(self.emotions) == n else [str(t) for t in range(n)]
+
+    def stage_metrics(self, stage: str, scores: np.ndarray, y: np.ndarray,
+                      mask: np.ndarray) -> dict[str, float]:
+        """The scalars of one split (``<stage>/pr_auc`` … and per emotion) from whole arrays
+        ``[N, T]``; also kept in :attr:`metrics` and :attr:`summaries`."""
+        summary = self.evaluate(scores, y, mask)
         self.summaries[stage] = summary
-        emotions = self.emotions if len(self.emotions) == scores.shape[1] else \
-            [str(t) for t in range(scores.shape[1])]
+        emotions = self._emotions(scores.shape[1])
         metrics = {f"{stage}/pr_auc": summary.pr_auc, f"{stage}/n_tilde": summary.n_tilde,
                    f"{stage}/unsorted_pr_auc": summary.unsorted_pr_auc,
                    f"{stage}/unsorted_n_tilde": summary.unsorted_n_tilde,
@@ -198,9 +210,7 @@ class PRMetricsCallback(Callback):
                                    emotions))
         metrics = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
         self.metrics[stage] = metrics
-        for k, v in metrics.items():
-            pl_module.log(k, v, on_step=False, on_epoch=True)
-        self._write(stage, summary, y, mask, emotions, trainer, pl_module)
+        return metrics
 
     def _extra(self, stage, scores, positive, mask, included, emotions) -> dict:
         out = {}
