@@ -109,6 +109,8 @@ def test_wrong_files_name_the_keys(tmp_path):
         TorchvisionVideoBackbone("mc3_18", weights=str(garbage)).build()
     with pytest.raises(VideoWeightsError, match="KINETICS400_V1"):
         TorchvisionVideoBackbone("mc3_18", weights=str(tmp_path / "absent.pt"))
+    with pytest.raises(ValueError, match="at least 14 frames"):
+        TorchvisionVideoBackbone("s3d", clip_length=8)
     with pytest.raises(ValueError, match="unknown torchvision video arch"):
         TorchvisionVideoBackbone("resnet50")
 

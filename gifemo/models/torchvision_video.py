@@ -142,11 +142,15 @@ class TorchvisionVideoBackbone(Backbone):
         self.weights, self.seed = str(weights), int(seed)
         self.clip_length = None if clip_length is None else int(clip_length)
         self.clip_spec = clip_spec_for(self.arch, self.clip_length)
+        enum_cls = getattr(tv_video, self.arch.weights_enum)
+        min_len = enum_cls.KINETICS400_V1.meta.get("min_temporal_size", 1)
+        if self.clip_spec.length < min_len:
+            raise ValueError(f"{arch} needs clips of at least {min_len} frames "
+                             f"(torchvision's min_temporal_size), got clip_length={self.clip_length}")
         t = _kinetics_transform(self.arch)
         self.mean, self.std = tuple(t.mean), tuple(t.std)
         self._enum = self._resolve_enum()
         if self._enum is None and self.weights != RANDOM and not Path(self.weights).is_file():
-            enum_cls = getattr(tv_video, self.arch.weights_enum)
             raise VideoWeightsError(self.weights, f"not 'random', not a torchvision weights name "
                                                   f"of {arch} ({sorted(enum_cls.__members__)}), "
                                                   "and not an existing file")
