@@ -73,6 +73,8 @@ def compose_cfg(session_root, demo_dir):
         base = tiny_overrides(session_root, Path(run_dir))
         if "data=gifgif" in overrides:  # a real-data config has no demo generation keys
             base = [o for o in base if not o.startswith(("data.n_gifs", "data.demo_seed"))]
+        if any(o.startswith("backbone=") and o != "backbone=c3d" for o in overrides):
+            base = [o for o in base if not o.startswith("backbone.width")]  # C3D-only key
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose("train", overrides=base + list(overrides),
                            return_hydra_config=return_hydra_config)
