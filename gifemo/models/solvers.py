@@ -14,8 +14,8 @@ Solvers (``method="auto"`` picks one):
 
 - **coordinate descent** (scikit-learn ``Lasso``, one task at a time on its labelled rows)
   for the lasso: the l1 penalty decouples the tasks, and on the benchmark problem
-  (n = 2000, d = 4235, T = 17) it reaches the 1e-4 gap ~10× faster than our FISTA
-  (1.5 s vs 15 s; 3.2 s vs 53 s on a busier box; ``benchmarks/solvers.py``), so the
+  (n = 2000, d = 4235, T = 17) it reaches the 1e-4 gap many times faster than our FISTA
+  (``benchmarks/solvers.py`` prints the ratio; the README has the figures), so the
   maintained library wins. Our certificate is still checked on its result.
 - **ADMM** (Boyd et al. 2011; :mod:`gifemo.models.trace_norm_admm`) for the trace norm:
   exact per-task W-steps from cached Cholesky factors, singular value thresholding, warm
