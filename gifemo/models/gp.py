@@ -20,8 +20,8 @@ still orders.
 Why not scikit-learn's ``GaussianProcessRegressor`` (already a dependency; gpytorch is not
 installed): its RBF kernel recomputes all pairwise distances with ``scipy.spatial.distance``
 at every likelihood evaluation, which at d = 4235 dominates the cost (several times the
-BLAS distance matrix and the Cholesky factor together). Here the squared distances are computed once per emotion with BLAS and
-reused for every θ. The model, likelihood and predictive equations are the same, and the
+BLAS distance matrix and the Cholesky factor together). Here the squared distances are
+computed once per emotion with BLAS and reused for every θ. The model, likelihood and predictive equations are the same, and the
 tests check the fitted likelihood and the predictions against scikit-learn.
 
 Exact GPs cost O(n³) time and O(n²) memory; above ``max_train`` labelled GIFs per emotion
