@@ -39,6 +39,7 @@ from gifemo.data.tags import TagVocabulary
 from gifemo.models import gp_recognizer, linear_recognizer  # noqa: F401  (register the kinds)
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.recognizer import RECOGNIZERS, RecognizerBase
+from gifemo.plain_config import to_plain
 
 FORMAT = "gifemo.checkpoint/2"
 VISUAL_NORMALISATION = "C3D fc6 (after ReLU), mean over clips, L2-normalised"
@@ -70,12 +71,9 @@ def to_primitive(obj: Any) -> Any:
         return {str(k): to_primitive(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_primitive(v) for v in obj]
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return to_primitive(OmegaConf.to_container(obj, resolve=True))
-    except ImportError:  # pragma: no cover
-        pass
+    plain = to_plain(obj)  # OmegaConf nodes
+    if plain is not obj:
+        return to_primitive(plain)
     raise TypeError(f"cannot store {type(obj).__name__} in a weights-only checkpoint: {obj!r:.80}")
 
 

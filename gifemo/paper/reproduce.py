@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from gifemo.data.manifest import GifDataset
 from gifemo.eval.metrics import PRSummary
+from gifemo.plain_config import to_plain
 
 _log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def load_settings(path: str | Path, setting: str) -> dict:
     Override strings are kept verbatim (a ``${...}`` in them is resolved by the train config)."""
     from omegaconf import OmegaConf
 
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw = to_plain(OmegaConf.load(path), resolve=False)
     settings = raw.pop("settings", {})
     if setting not in settings:
         raise ValueError(f"unknown setting {setting!r}; {path} has {sorted(settings)}")
