@@ -56,6 +56,16 @@ def backbone_config(cfg: DictConfig) -> dict:
             "random weights explicitly (nothing is downloaded)") from None
 
 
+def dataset_of(data_cfg: DictConfig):
+    """The dataset ``cfg.data`` names (the demo generated first when it says so); shared by
+    train.py and scripts/extract.py."""
+    d = data_cfg
+    return prepare_dataset(d.manifest, generate=d.get("generate", False),
+                           n_gifs=d.get("n_gifs", 600), demo_seed=d.get("demo_seed", 0),
+                           votes_per_gif=d.get("votes_per_gif", 28.0),
+                           labels=str(d.get("labels", "trueskill")))
+
+
 def build_model(model_cfg: DictConfig, feats: FeatureData) -> RecognizerBase:
     """The recognizer of ``cfg.model`` with the runtime layout, vocabulary and backbone identity
     (passed to the partial: Hydra would turn these objects into configs)."""
@@ -87,10 +97,7 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
     _log.info("run directory: %s", run_dir)
 
     d = cfg.data
-    dataset = prepare_dataset(d.manifest, generate=d.get("generate", False),
-                              n_gifs=d.get("n_gifs", 600), demo_seed=d.get("demo_seed", 0),
-                              votes_per_gif=d.get("votes_per_gif", 28.0),
-                              labels=str(d.get("labels", "trueskill")))
+    dataset = dataset_of(d)
     split = make_split(dataset, **to_plain(d.split))
     val_fold = d.get("val_fold")
     fit_mask = split.train if val_fold is None else split.fit_mask(int(val_fold))

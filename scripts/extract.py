@@ -17,10 +17,9 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from gifemo.data.prepare import prepare_dataset
 from gifemo.features import ensure_visual_features
 from gifemo.plain_config import to_plain
-from gifemo.training import backbone_config
+from gifemo.training import backbone_config, dataset_of
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -28,10 +27,7 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 @hydra.main(version_base="1.3", config_path=CONF, config_name="train")
 def main(cfg: DictConfig) -> None:
     d, t0 = cfg.data, time.perf_counter()
-    dataset = prepare_dataset(d.manifest, generate=d.get("generate", False),
-                              n_gifs=d.get("n_gifs", 600), demo_seed=d.get("demo_seed", 0),
-                              votes_per_gif=d.get("votes_per_gif", 28.0),
-                              labels=str(d.get("labels", "trueskill")))
+    dataset = dataset_of(d)
     table = ensure_visual_features(dataset, str(cfg.features.cache_dir),
                                    instantiate(backbone_config(cfg)),
                                    {"max_clips_per_gif": d.get("max_clips_per_gif")},
