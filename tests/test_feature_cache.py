@@ -290,8 +290,8 @@ def test_known_bad_file_is_retried_under_other_limits_or_retry_bad(tmp_path, mon
     again = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight, run=RUN)
     assert calls == [] and len(again.bad) == 1  # same limits: not decoded again
 
-    retried = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight, run=RUN,
-                                     retry_bad=True)
+    retried = ensure_visual_features(root, tmp_path / "cache", BACKBONE, decode=tight,
+                                     run={**RUN, "retry_bad": True})
     assert calls == [["g1"]] and len(retried.bad) == 1  # retried, still over the limit
 
     raised = ensure_visual_features(root, tmp_path / "cache", BACKBONE,

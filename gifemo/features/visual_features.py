@@ -290,8 +290,7 @@ def shard_share(work: list[int], trainer: pl.Trainer) -> list[int]:
 
 
 def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, decode=None, *,
-                           run=None, run_dir: str | os.PathLike | None = None,
-                           retry_bad: bool = False) -> FeatureTable:
+                           run=None, run_dir: str | os.PathLike | None = None) -> FeatureTable:
     """Per-GIF visual features of ``manifest``, from the cache or computed into it.
 
     Parameters
@@ -308,8 +307,6 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
         None = defaults).
     run_dir : path, optional
         Where ``bad_files.csv`` is written.
-    retry_bad : bool, default=False
-        Decode again the files the cache remembers as bad.
 
     Returns
     -------
@@ -327,7 +324,7 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
     fingerprints, n_hashed = fingerprint_files(dataset.paths, cache.known_files(index))
     contents = cache.scan()
     limits = dcfg.limits_record()
-    work = plan_work(fingerprints, contents, limits, retry_bad or rcfg.retry_bad)
+    work = plan_work(fingerprints, contents, limits, rcfg.retry_bad)
     _log.info("feature cache %s: %d GIFs, %d hashed, %d to compute", cache.dir, len(dataset.ids),
               n_hashed, len(work))
     _barrier_if_distributed()  # every rank planned before any rank writes
