@@ -115,7 +115,8 @@ def resolve_backbone(stored: dict, weights: str | None = None,
         raise RankError(f"the checkpoint's backbone target {target!r} is not a gifemo Backbone")
     if weights is not None:
         config["weights"] = str(weights)
-    elif str(config.get("weights")) != "random" and not Path(str(config.get("weights"))).is_file():
+    elif "weights" in config and str(config["weights"]) != "random" \
+            and not Path(str(config["weights"])).is_file():
         raise RankError(f"backbone weights file {config.get('weights')} not found (the checkpoint "
                         f"was trained with weights {expected.get('weights_id')}); pass --weights PATH")
     backbone = instantiate(config)

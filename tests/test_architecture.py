@@ -25,6 +25,7 @@ ALLOWED = {  # layer -> layers it may import (besides itself and BASE)
     "checkpoint": {"data", "models"},
     "training": {"data", "models", "features", "eval", "checkpoint"},
     "rank": {"data", "models", "features", "checkpoint"},
+    "ranking": {"data", "models", "features", "checkpoint", "rank"},
     "paper": {"data", "models", "features", "eval", "checkpoint", "training"},
     "collect": {"data", "models", "features", "eval", "checkpoint", "rank", "training"},
 }
