@@ -288,12 +288,12 @@ def test_two_nodes_by_torchrun_match_one_process(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    script = REPO / "scripts" / "rank_torchrun.sh"  # the documented launch, as a user runs it
     nodes = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-         "--node-rank", str(r), "--master-addr", "127.0.0.1", "--master-port", str(port),
-         *_cli(ckpt, paths, tmp_path / "nodes", "--shard-size", "50", "--devices", "1",
-               "--num-nodes", "2")[1:]],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+        [str(script), str(ckpt), str(paths), str(tmp_path / "nodes"), "--shard-size", "50"],
+        env={**_env(), "NNODES": "2", "NODE_RANK": str(r), "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": str(port), "ACCELERATOR": "cpu", "PY": sys.executable},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
     logs = [n.communicate(timeout=900)[0] for n in nodes]
     assert [n.returncode for n in nodes] == [0, 0], "\n".join(x[-3000:] for x in logs)
     assert _outputs(tmp_path / "nodes") == _outputs(tmp_path / "single")
