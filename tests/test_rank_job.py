@@ -19,7 +19,7 @@ from gifemo.ranking.candidates import (CandidateError, FolderTree, PathsFile, it
                                        shards_of_rank)
 from gifemo.ranking.job import run_rank_job
 from gifemo.ranking.merge import IncompleteJobError, merge_job
-from gifemo.ranking.shard_files import JobMismatchError, shard_meta, shard_path
+from gifemo.ranking.shard_files import JobMismatchError, read_shard, shard_meta, shard_path, write_shard
 from gifemo.ranking.topk import RunningTopK, top_k_order
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -190,6 +190,30 @@ def test_resume_recomputes_only_lost_shards_and_gives_the_same_files(small_job_i
     # the same folder with other settings is refused, naming what differs
     with pytest.raises(JobMismatchError, match="top_k"):
         run_rank_job(d["ckpt"], tmp_path / "job", **{**kw, "top_k": 11})
+
+
+def test_merge_refuses_foreign_or_inconsistent_shards_and_a_rerun_replaces_them(small_job_inputs, tmp_path):
+    d = small_job_inputs
+    kw = dict(paths=d["paths"], top_k=5, shard_size=100, run=RUN, emotions=["pride"])
+    run_rank_job(d["ckpt"], tmp_path / "job", **kw)
+    want = _outputs(tmp_path / "job")
+    meta, arrays = read_shard(shard_path(tmp_path / "job", 0))
+    write_shard(tmp_path / "job", 0, {**meta, "job_key": "another"}, arrays)
+    with pytest.raises(IncompleteJobError, match="another job"):
+        merge_job(tmp_path / "job")
+    again = run_rank_job(d["ckpt"], tmp_path / "job", **kw)  # shard 0 is foreign: recomputed
+    assert again.computed == [0] and _outputs(tmp_path / "job") == want
+    meta, arrays = read_shard(shard_path(tmp_path / "job", 0))
+    write_shard(tmp_path / "job", 1, {**meta, "shard": 1, "start": 100, "stop": 200, "n_scored": 99,
+                                      "n_bad": 0}, arrays)  # claims 99 of 100 candidates
+    with pytest.raises(IncompleteJobError, match="shard-0000001.*99 scored"):
+        merge_job(tmp_path / "job")
+    write_shard(tmp_path / "job", 1, {**meta, "shard": 1, "start": 100, "stop": 200}, arrays)
+    with pytest.raises(IncompleteJobError, match="outside"):  # shard 0's rows in shard 1's file
+        merge_job(tmp_path / "job")
+    shard_path(tmp_path / "job", 1).unlink()
+    assert run_rank_job(d["ckpt"], tmp_path / "job", **kw).computed == [1]
+    assert _outputs(tmp_path / "job") == want
 
 
 def test_job_errors_are_clear(small_job_inputs, tmp_path):
