@@ -169,7 +169,7 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
     if model.layout.uses_tags and not any(tag_lists):
         _log.warning("the model uses tag features but the candidates have no tags (a plain "
                      "folder has none: give a manifest.csv with a tags column)")
-    scores = _score(model, visual, tag_lists if model.layout.uses_tags else None)
+    scores = score_features(model, visual, tag_lists if model.layout.uses_tags else None)
     result = RankResult(ids=[dataset.ids[i] for i in rows], paths=[str(dataset.paths[i]) for i in rows],
                         scores=scores, emotions=emotions, bad=bad, n_candidates=len(dataset))
     if out_csv is not None:
@@ -195,7 +195,9 @@ def _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run):
 
 
 @torch.no_grad()
-def _score(model: RecognizerBase, visual, tag_lists) -> np.ndarray:
+def score_features(model: RecognizerBase, visual, tag_lists) -> np.ndarray:
+    """Scores float32 [N, T] of visual features and tag lists (None when the model has no
+    tag block): x = [visual | tags], then the head."""
     x = model.features(visual, tag_lists)
     if x.shape[0] == 0:
         return np.zeros((0, model.n_tasks), dtype=np.float32)

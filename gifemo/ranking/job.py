@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
 from gifemo.checkpoint import load_recognizer
 from gifemo.data.decode import DecodeLimits
@@ -34,7 +33,7 @@ from gifemo.features.backbone_module import BackboneModule
 from gifemo.features.progress import ExtractionProgress
 from gifemo.features.visual_features import DecodeConfig, RunConfig, resolve_run
 from gifemo.file_hash import file_sha256
-from gifemo.rank import RankError, resolve_backbone
+from gifemo.rank import RankError, resolve_backbone, score_features
 from gifemo.ranking.candidates import open_source, shard_bounds, n_shards, shards_of_rank
 from gifemo.ranking.merge import MergeResult, merge_job
 from gifemo.ranking.predict import ShardDataModule, ShardScorer
@@ -58,11 +57,8 @@ class RankJobResult:
 
 
 def _scorer(model):
-    @torch.no_grad()
-    def score(visual, tag_lists):
-        x = model.features(visual, tag_lists if model.layout.uses_tags else None)
-        return model(x).float().cpu().numpy()
-    return score
+    return lambda visual, tag_lists: score_features(
+        model, visual, tag_lists if model.layout.uses_tags else None)
 
 
 def run_rank_job(checkpoint, out_dir, *, source=None, paths=None, top_k: int = 100,
