@@ -284,7 +284,8 @@ def _killed_and_resumed_matches_single(tmp_path, n_candidates, shard_size):
     seen = [_run_and_kill(two, out, 0), _run_and_kill(two, out, 2), _run_and_kill(two, out, total // 2)]
     assert seen[1] < seen[2] < total, seen  # killed at three points, each one with work left
     p = _run(two)
-    assert int(re.search(r"shards: (\d+) finished earlier", p.stdout).group(1)) == seen[2]
+    # the resumed run skipped what was done (>=: a shard may land between the count and the kill)
+    assert int(re.search(r"shards: (\d+) finished earlier", p.stdout).group(1)) >= seen[2]
     assert _outputs(out) == want
     assert set(_writer_ranks(out)) == {0, 1}
 

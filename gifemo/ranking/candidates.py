@@ -77,7 +77,7 @@ class PathsFile(CandidateSource):
     kind = "paths"
 
     def __iter__(self) -> Iterator[Candidate]:
-        base = self.location.parent
+        base = str(self.location.parent)
         index = 0
         try:
             fh = open(self.location, encoding="utf-8", errors="surrogateescape", newline=None)
@@ -96,8 +96,7 @@ class PathsFile(CandidateSource):
                 else:
                     raise CandidateError(f"paths file {self.location}, line {line_no}: expected "
                                          f"'path' or 'id<TAB>path', got {line[:200]!r}")
-                p = Path(path)
-                yield Candidate(index, gid, str(p if p.is_absolute() else base / p))
+                yield Candidate(index, gid, path if os.path.isabs(path) else os.path.join(base, path))
                 index += 1
 
 

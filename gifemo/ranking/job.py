@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -40,6 +41,9 @@ from gifemo.ranking.predict import ShardDataModule, ShardScorer
 from gifemo.ranking.shard_files import finished_shards, open_job
 
 _log = logging.getLogger(__name__)
+
+BARRIER_TIMEOUT_H = 72
+"""Hours a rank may wait at the end for the others (DDP collective timeout)."""
 
 
 @dataclass
@@ -133,7 +137,7 @@ def run_rank_job(checkpoint, out_dir, *, source=None, paths=None, top_k: int = 1
                          max_clips_per_gif=max_clips, clip_spec=backbone.clip_spec)
     progress = ExtractionProgress(total=0, enable=rcfg.progress, label=f"rank ({backbone.name})")
     trainer = pl.Trainer(accelerator=rcfg.accelerator, devices=rcfg.devices, num_nodes=num_nodes,
-                         strategy=rcfg.strategy, precision=rcfg.precision, logger=False,
+                         strategy=_strategy(rcfg.strategy), precision=rcfg.precision, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[scorer, progress],
                          use_distributed_sampler=False, inference_mode=True,
@@ -144,11 +148,20 @@ def run_rank_job(checkpoint, out_dir, *, source=None, paths=None, top_k: int = 1
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(BackboneModule(backbone, channels_last=rcfg.channels_last, compile=rcfg.compile),
                         datamodule=dm, return_predictions=False)
-    trainer.strategy.barrier("gifemo-rank-shards-written")
+    trainer.strategy.barrier("gifemo-rank-shards-written")  # waits for the slowest rank
     result = RankJobResult(out_dir, survey.n_candidates, total, len(done), list(scorer.written),
                            trainer.global_rank, trainer.world_size)
     if merge and trainer.global_rank == 0:
         result.merged = merge_job(out_dir)
-    trainer.strategy.barrier("gifemo-rank-merged")
     return result
+
+
+def _strategy(name: str):
+    """``"ddp"`` with a long collective timeout: ranks that finish their shards wait at the
+    final barrier for the slowest one (torch's default of 30 min would abort them)."""
+    if name != "ddp":
+        return name
+    from pytorch_lightning.strategies import DDPStrategy
+
+    return DDPStrategy(timeout=timedelta(hours=BARRIER_TIMEOUT_H))
 
