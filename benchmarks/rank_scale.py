@@ -153,7 +153,7 @@ def _tiny_checkpoint(path: Path) -> Path:
 
 
 def memory(sizes: list[int], shard_size: int, work: Path) -> list[dict]:
-    gifs = tiny_gifs(work / "gifs", 24)
+    gifs = [p.resolve() for p in tiny_gifs(work / "gifs", 24)]
     ckpt = _tiny_checkpoint(work / "ckpt.pt")
     rows = []
     for n in sizes:
@@ -169,6 +169,9 @@ def memory(sizes: list[int], shard_size: int, work: Path) -> list[dict]:
         if p.returncode != 0 or not line:
             raise SystemExit(f"job of {n} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
         r = json.loads(line[0][7:])
+        if r["scored"] != n:
+            raise SystemExit(f"job of {n}: only {r['scored']} scored ({r['bad']} bad; see "
+                             f"{work / f'job_{n}' / 'bad_files.csv'})")
         r.update(gifs_s=n / r["seconds"], load=f"{load0} -> {_load()}")
         rows.append(r)
         print(f"  {n:>9,} candidates: {r['seconds']:8.1f} s  {r['gifs_s']:7.1f} GIFs/s  peak RSS "
