@@ -5,6 +5,7 @@ Two measurements (``all`` runs both and can write the README table)::
     python benchmarks/rank_scale.py memory --sizes 2000 20000 200000
     python benchmarks/rank_scale.py cost --gifs 8 --batches 2
     python benchmarks/rank_scale.py all --readme README.md
+    python benchmarks/rank_scale.py table --from-json mem.json cost.json --readme README.md
 
 ``memory``: for each size N a paths file lists 24 generated 32x24 GIFs N times over under
 distinct ids; ``scripts/rank.py``'s job (:func:`gifemo.ranking.run_rank_job`, one process,
@@ -313,7 +314,9 @@ def main(argv=None) -> int:
         _child_job(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["memory", "cost", "all"])
+    p.add_argument("what", choices=["memory", "cost", "all", "table"],
+                   help="table: only print/write the tables of earlier --json files (--from-json)")
+    p.add_argument("--from-json", nargs="+", default=[], help="figures written by earlier --json runs")
     p.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 200000])
     p.add_argument("--shard-size", type=int, default=1000)
     p.add_argument("--gifs", type=int, default=8, help="real-size GIFs for the decoding rate")
@@ -323,6 +326,15 @@ def main(argv=None) -> int:
     p.add_argument("--readme", default=None, help="fill the rank_scale block of this README")
     a = p.parse_args(argv)
     hardware = _hardware()
+    if a.what == "table":
+        runs = [json.loads(Path(f).read_text()) for f in a.from_json]
+        mem = next((r["memory"] for r in runs if r.get("memory")), None)
+        c = next((r["cost"] for r in runs if r.get("cost")), None)
+        text = markdown(mem, c, runs[0]["hardware"] if runs else hardware)
+        print(text)
+        if a.readme:
+            write_readme(Path(a.readme), text)
+        return 0
     with tempfile.TemporaryDirectory(prefix="rank_scale-") as tmp:
         work = Path(a.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
