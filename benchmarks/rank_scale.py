@@ -190,10 +190,11 @@ def _time_backbone(backbone, batch: int, batches: int) -> float:
     net = backbone.network
     with torch.inference_mode():
         net(backbone.preprocess(clips.float()))  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(batches):
             net(backbone.preprocess(clips.float()))
-    return batch * batches / (time.perf_counter() - t0)
+    n = batch * batches
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def cost(n_gifs: int, batches: int, work: Path) -> dict:
@@ -210,33 +211,41 @@ def cost(n_gifs: int, batches: int, work: Path) -> dict:
     torch.set_num_threads(1)
     make_clips(decode(gifs[0]).rgb, spec=PAPER_CLIPS)  # warm-up (imports, first allocations)
     load0 = _load()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     frames = [decode(p) for p in gifs]
-    t_dec = time.perf_counter() - t0
+    t_dec, c_dec = time.perf_counter() - t0, time.process_time() - c0
     n_clips = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for p in gifs:
         n_clips += make_clips(decode(p).rgb, spec=PAPER_CLIPS).shape[0]
-    t_all = time.perf_counter() - t0
+    t_all, c_all = time.perf_counter() - t0, time.process_time() - c0
     torch.set_num_threads(threads)
+    # Rates per CPU-second (process time) do not depend on how busy the shared machine is;
+    # the wall-clock rates are printed beside them.
     res = {"gif_kb": float(np.mean(sizes)) / 1024, "frames": int(frames[0].rgb.shape[0]),
            "hw": list(frames[0].rgb.shape[1:3]),
-           "decode_gifs_s_core": n_gifs / t_dec, "decode_clips_gifs_s_core": n_gifs / t_all,
+           "decode_gifs_s_core": n_gifs / c_dec, "decode_clips_gifs_s_core": n_gifs / c_all,
+           "decode_gifs_s_wall": n_gifs / t_dec, "decode_clips_gifs_s_wall": n_gifs / t_all,
            "clips_per_gif_all": n_clips / n_gifs,
            "clips_per_gif_cap2": float(np.mean([len(clip_starts(f.rgb.shape[0], 2)) for f in frames])),
            "decode_load": f"{load0} -> {_load()}", "threads": threads}
-    print(f"  decode {res['decode_gifs_s_core']:.1f} GIFs/s/core, decode+clips "
-          f"{res['decode_clips_gifs_s_core']:.1f} GIFs/s/core ({res['gif_kb']:.0f} KB, "
+    print(f"  decode {res['decode_gifs_s_core']:.1f} GIFs per CPU-s (wall {res['decode_gifs_s_wall']:.1f}/s), "
+          f"decode+clips {res['decode_clips_gifs_s_core']:.1f} per CPU-s (wall "
+          f"{res['decode_clips_gifs_s_wall']:.1f}/s) ({res['gif_kb']:.0f} KB, "
           f"{res['frames']} frames {res['hw']}), clips/GIF all {res['clips_per_gif_all']:.1f}, "
           f"cap 2: {res['clips_per_gif_cap2']:.1f}  (load {res['decode_load']})", flush=True)
     res["backbones"] = {}
     for name, bb in (("C3D", C3DBackbone(weights="random", width=1.0)),
                      ("r2plus1d_18", TorchvisionVideoBackbone(arch="r2plus1d_18", weights="random"))):
         load0 = _load()
-        cps = _time_backbone(bb, 8, batches)
-        res["backbones"][name] = {"clips_s": cps, "load": f"{load0} -> {_load()}"}
-        print(f"  {name}: {cps:.2f} clips/s (batch 8, {threads} threads, fp32; load "
-              f"{res['backbones'][name]['load']})", flush=True)
+        wall, per_cpu_s = _time_backbone(bb, 8, batches)
+        cores = os.cpu_count() or 1
+        # idle-machine estimate: clips per CPU-second x cores (the threads use every core)
+        res["backbones"][name] = {"clips_s": per_cpu_s * min(threads, cores), "clips_s_wall": wall,
+                                  "clips_per_cpu_s": per_cpu_s, "load": f"{load0} -> {_load()}"}
+        print(f"  {name}: {per_cpu_s:.2f} clips per CPU-s -> {per_cpu_s * min(threads, cores):.2f} "
+              f"clips/s on {min(threads, cores)} idle cores (wall, shared: {wall:.2f} clips/s; "
+              f"batch 8, fp32; load {res['backbones'][name]['load']})", flush=True)
     return res
 
 
@@ -280,13 +289,18 @@ def markdown(mem: list[dict] | None, c: dict | None, hardware: str) -> str:
         out.append("")
     if c:
         bb = c["backbones"]
-        out += [f"Cost model (`python benchmarks/rank_scale.py cost`; {hardware}): decoding a "
-                f"{c['hw'][1]}x{c['hw'][0]}, {c['frames']}-frame GIF ({c['gif_kb']:.0f} KB) "
-                f"{c['decode_gifs_s_core']:.1f} GIFs/s per core, with the paper's clips "
-                f"{c['decode_clips_gifs_s_core']:.1f} GIFs/s per core (load {c['decode_load']}); "
+        out += [f"Cost model (`python benchmarks/rank_scale.py cost`; {hardware}). Rates are per "
+                "CPU-second (process time), which the load of the shared machine does not change; "
+                "the wall-clock rates measured at that load are given in brackets. Decoding a "
+                f"{c['hw'][1]}x{c['hw'][0]}, {c['frames']}-frame GIF ({c['gif_kb']:.0f} KB, generated): "
+                f"{c['decode_gifs_s_core']:.1f} GIFs per CPU-s ({c['decode_gifs_s_wall']:.1f}/s), with "
+                f"the paper's clips {c['decode_clips_gifs_s_core']:.1f} GIFs per CPU-s "
+                f"({c['decode_clips_gifs_s_wall']:.1f}/s; load {c['decode_load']}); "
                 f"{c['clips_per_gif_all']:.0f} clips per GIF (all) or {c['clips_per_gif_cap2']:.0f} "
-                f"(demo cap); backbone fp32 batch 8 on {c['threads']} threads: "
-                + ", ".join(f"{k} {v['clips_s']:.2f} clips/s (load {v['load']})" for k, v in bb.items())
+                f"(demo cap); backbone fp32, batch 8, {c['threads']} threads: "
+                + ", ".join(f"{k} {v['clips_per_cpu_s']:.2f} clips per CPU-s = {v['clips_s']:.2f} "
+                            f"clips/s on the idle cores ({v['clips_s_wall']:.2f}/s; load {v['load']})"
+                            for k, v in bb.items())
                 + ". GPU rows use issue 13's H200 anchors (quoted, not measured here) and this "
                 "CPU's decoding rate for 15 cores.", "",
                 "| backbone | machine | clips/GIF | GIFs/s per machine | bound by | hours, 1 M | "
