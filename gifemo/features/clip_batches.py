@@ -110,16 +110,20 @@ class PackedClipBatches(IterableDataset):
     rank, world_size : int
         This process' share is :func:`shard_for_rank` of ``indices``; loader workers then take
         strides of that share.
+    split_workers : bool, default=True
+        False when the caller already gave each loader worker its own ``indices`` (the
+        ranking job hands whole shards to workers).
     """
 
     def __init__(self, gifs: GifClipDataset, indices: Sequence[int], clip_batch_size: int,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, split_workers: bool = True):
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be >= 1, got {clip_batch_size}")
         self.gifs = gifs
         self.indices = [int(i) for i in indices]
         self.clip_batch_size = int(clip_batch_size)
         self.rank, self.world_size = rank, world_size
+        self.split_workers = bool(split_workers)
 
     def my_indices(self) -> list[int]:
         """GIFs of this rank (all workers together)."""
@@ -128,7 +132,7 @@ class PackedClipBatches(IterableDataset):
     def __iter__(self):
         mine = self.my_indices()
         info = get_worker_info()
-        if info is not None:
+        if info is not None and self.split_workers:
             mine = mine[info.id::info.num_workers]
         pending: deque = deque()  # (gif_index, clips, first clip not yet emitted)
         buffered = 0

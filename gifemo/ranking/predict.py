@@ -76,7 +76,8 @@ class ShardClipStream(IterableDataset):
         for shard, cands in iter_shards(self.source, self.shard_size, wanted):
             gifs = GifClipDataset([c.path for c in cands], self.backend, self.limits,
                                   self.max_clips, self.clip_spec)
-            batches = iter(PackedClipBatches(gifs, range(len(cands)), self.clip_batch_size))
+            batches = iter(PackedClipBatches(gifs, range(len(cands)), self.clip_batch_size,
+                                             split_workers=False))  # the shard is this worker's
             first, prev = True, next(batches, None)
             while prev is not None:
                 nxt = next(batches, None)
