@@ -130,3 +130,14 @@ def test_mu_keep_one_refactors_at_every_new_mu():
         assert rs.rel_gap <= 1e-6 and rl.rel_gap <= 1e-6
         assert abs(rs.primal - rl.primal) <= 2e-6 * rs.primal
     assert strict.n_factorizations == 3 and loose.n_factorizations == 1
+
+
+def test_release_factor_cache_frees_the_factors():
+    from gifemo.models import solvers
+
+    X, Y, mask = _problem(80, 20, 5, seed=3)
+    fit_multitask_linear(X, Y, mask, TraceNormPenalty(2.0))
+    solver = _admm_for(_Problem(X, Y, mask, True))
+    assert solver.nbytes > 0 and len(solvers._ADMM_CACHE) == 1
+    solvers.release_factor_cache()
+    assert solver.nbytes == 0 and solvers._ADMM_CACHE == []

@@ -18,14 +18,18 @@ scaled dual U::
     U ← U + Ŵ − Z
 
 The W-step decouples over tasks: (2 H_t + μ I) w_t = 2 X_tᵀ C_t y_t + μ (z_t − u_t) with
-H_t = X_tᵀ C_t X_t. Each task's matrix is factored once per μ and the factors are cached
+H_t = X_tᵀ C_t X_t. Each task's matrix is factored once per μ and the factor is cached
 (Cholesky of 2H_t + μI when the task has at least as many rows as features, else of
-K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity); the Gram matrices
-H_t or K_t are cached, so a new μ costs only the Cholesky factorisations, and one
-:class:`TraceNormADMM` solves a whole ρ path (largest ρ first, warm-started).
+K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity). The tasks' rows are
+subsets of one X, so their Grams come from one XᵀX minus each task's excluded rows
+(:func:`_shared_grams`); each task keeps its Gram and its current factor in ONE array (upper
+and lower triangle), so a new μ costs T Cholesky factorisations and no new memory, and one
+:class:`TraceNormADMM` solves a whole ρ path (largest ρ first, warm-started);
+:meth:`TraceNormADMM.release` frees it.
 
 Choice of μ: μ = ρ/σ₁(W), σ₁ from the warm start (or estimated from one proximal gradient
-step at W = 0), kept fixed during the solve. Boyd et al.'s residual balancing (§3.4.1) was
+step at W = 0), kept fixed during the solve; along a path the factored μ is kept while
+ρ/σ₁(W) stays within ``mu_keep`` (10×) of it. Boyd et al.'s residual balancing (§3.4.1) was
 tried and measured worse here: it drove μ towards 10–500× the best value at small ρ
 (n = 800, d = 639, T = 17, 72 % labelled: 710 iterations at ρ = 0.1 with balancing, 20
 without, both warm-started; a sweep over μ showed the best μ ∝ ρ, within ~3× of ρ/σ₁).
