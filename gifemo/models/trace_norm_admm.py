@@ -29,7 +29,10 @@ and lower triangle), so a new μ costs T Cholesky factorisations and no new memo
 
 Choice of μ: μ = ρ/σ₁(W), σ₁ from the warm start (or estimated from one proximal gradient
 step at W = 0), kept fixed during the solve; along a path the factored μ is kept while
-ρ/σ₁(W) stays within ``mu_keep`` (10×) of it. Boyd et al.'s residual balancing (§3.4.1) was
+ρ/σ₁(W) stays within ``mu_keep`` (10×) of it: along the grid 100 … 0.1 the best μ falls
+~30× per step, and a μ kept further off costs more iterations than the Cholesky set saves
+(``benchmarks/solvers.py --mu-keep-sweep``, n = 1,500, d = 1,033: mu_keep 10 → 4 sets, 140
+iterations; 100 → 3 sets, 230; 1000 → 2 sets, 750; one set did not finish in 15 min). Boyd et al.'s residual balancing (§3.4.1) was
 tried and measured worse here: it drove μ towards 10–500× the best value at small ρ
 (n = 800, d = 639, T = 17, 72 % labelled: 710 iterations at ρ = 0.1 with balancing, 20
 without, both warm-started; a sweep over μ showed the best μ ∝ ρ, within ~3× of ρ/σ₁).
