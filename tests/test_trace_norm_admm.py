@@ -141,3 +141,5 @@ def test_release_factor_cache_frees_the_factors():
     assert solver.nbytes > 0 and len(solvers._ADMM_CACHE) == 1
     solvers.release_factor_cache()
     assert solver.nbytes == 0 and solvers._ADMM_CACHE == []
+    with pytest.raises(RuntimeError, match="released"):
+        solver.solve(1.0)

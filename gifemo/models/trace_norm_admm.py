@@ -195,6 +195,7 @@ class TraceNormADMM:
         self.factor_seconds = 0.0  # time spent in Cholesky factorisations (benchmarks)
         self.mu: float | None = None
         self._L: float | None = None
+        self.released = False
 
     @property
     def nbytes(self) -> int:
@@ -206,6 +207,7 @@ class TraceNormADMM:
         afterwards."""
         self._systems = []
         self._dual = []
+        self.released = True
 
     # ---- pieces --------------------------------------------------------------------------
     def _factor(self, mu: float) -> None:
@@ -283,6 +285,8 @@ class TraceNormADMM:
         ``mu``: the ADMM penalty, fixed for the solve (default :meth:`initial_mu`).
         Returns (W, n_iter, GapReport, μ).
         """
+        if self.released:
+            raise RuntimeError("this TraceNormADMM was released (release()); build a new one")
         prob = self.prob
         pen = TraceNormPenalty(rho)
         Z = torch.zeros(prob.d, prob.T, dtype=_DTYPE) if W0 is None else W0.clone()
