@@ -25,14 +25,19 @@ Run:  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/solvers.py
 
 ``--trace-path``: the trace norm at paper scale instead. n = 6,113 GIFs (GIFGIF), d = 4,235,
 T = 17, per-task masks shaped like one CV fit (each task's own random 10 % test GIFs and
-one of 5 folds left out: ~72 % labelled), the CV grid of ``conf/model/trace_norm.yaml``
-solved largest ρ first with warm starts, in one run: the new solver (``auto`` = ADMM, its
-Gram matrices built once and timed separately), FISTA as it was (step from power iteration
-on the uncentred, unmasked X) and FISTA with the exact step, both capped at
-``--fista-iters`` iterations per ρ (at ~0.2 s per iteration they would take hours). Each
-row: iterations, seconds, certified relative duality gap.
+one of 5 folds left out: ~72 % labelled), the trace-norm CV grid (``trace_norm_grid`` of
+``conf/train.yaml``) solved largest ρ first with warm starts, in one run: ADMM as it was
+(each task's Gram X_tᵀX_t formed on its own, μ snapped to a power of 10, a new μ = 17 new
+Cholesky factors) against ADMM now (one XᵀX shared by the tasks, μ kept while within 10×),
+then FISTA with the old step (power iteration on the uncentred, unmasked X) and the exact
+one, capped at ``--fista-iters`` iterations per ρ (they would take hours to 1e-4). Each
+row: iterations, seconds, certified relative duality gap; setup and memory per variant.
 
-  .venv/bin/python benchmarks/solvers.py --trace-path [--n 6113] [--fista-iters 100]
+  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/solvers.py --trace-path [--n 6113]
+      [--fista-iters 20]
+
+One BLAS thread: on the shared 2-core box under load, two OpenBLAS threads made a 4,235²
+Cholesky 6–10× slower than one (spinning threads), so every variant runs single-threaded.
 """
 
 from __future__ import annotations
@@ -52,7 +57,6 @@ from sklearn.linear_model import Lasso
 
 from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import (
-    _admm_for,
     _fista,
     _Problem,
     fit_multitask_linear,
@@ -284,11 +288,27 @@ def old_lipschitz(prob: _Problem, n_power: int = 30) -> float:
     return 2.0 * s2
 
 
+def _admm_path(prob: _Problem, grid, tol: float, **options) -> tuple[list, float, int]:
+    """One warm-started ADMM path (largest ρ first): rows (ρ, iterations, seconds, seconds
+    in Cholesky, certified gap), the setup seconds (Gram matrices) and the bytes held."""
+    from gifemo.models.trace_norm_admm import TraceNormADMM
+
+    admm, setup = timed(lambda: TraceNormADMM(prob, **options))
+    nbytes = admm.nbytes
+    rows, W = [], None
+    for rho in grid:
+        chol0 = admm.factor_seconds
+        (W, it, rep, _), secs = timed(lambda: admm.solve(rho, W0=W, tol=tol))
+        rows.append((rho, it, secs, admm.factor_seconds - chol0, rep.rel_gap))
+    admm.release()
+    return rows, setup, nbytes
+
+
 def trace_path_bench(n: int, fista_iters: int, tol: float = 1e-4) -> None:
     import yaml
 
-    grid = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "conf" / "model"
-                               / "trace_norm.yaml"))["cv_grid"]
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    grid = [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
     X, Y, _ = synthetic(n=n)
     mask = cv_fit_masks(n, Y.shape[1])
     print(f"\n=== trace norm path: n={n}, d={X.shape[1]}, T={Y.shape[1]}, labelled="
@@ -296,35 +316,63 @@ def trace_path_bench(n: int, fista_iters: int, tol: float = 1e-4) -> None:
           f"grid {grid}, tol {tol:g} ===")
     print(f"load average at start: {os.getloadavg()}")
     prob = _Problem(X, Y, mask, True)
-    (_, secs) = timed(lambda: _admm_for(prob))
-    print(f"ADMM setup (per-task centred Gram matrices, shared by the whole path): {secs:.1f} s")
-    L_old, t_old = timed(lambda: old_lipschitz(prob))
-    L_new, t_new = timed(lambda: prob.lipschitz())
-    print(f"Lipschitz: old 2σ_max(X)² = {L_old:.1f} ({t_old:.1f} s); exact centred, masked "
-          f"= {L_new:.1f} ({t_new:.1f} s); ratio {L_old / L_new:.2f}")
-    print(f"{'rho':>6s} | {'ADMM it':>7s} {'s':>7s} {'(chol s)':>8s} {'gap':>8s} | "
-          f"{'old FISTA it':>12s} {'s':>7s} {'gap':>8s} | {'exact-L FISTA it':>16s} {'s':>7s} "
-          f"{'gap':>8s}")
-    admm = _admm_for(prob)
-    W_a = W_o = W_n = None
-    worst = 0.0
-    for rho in grid:
-        pen = TraceNormPenalty(rho)
-        chol0 = admm.factor_seconds
-        a, t_a = timed(lambda: fit_multitask_linear(X, Y, mask, pen, tol=tol, W0=W_a))
-        W_a = a.W
-        worst = max(worst, t_a)
-        print(f"{rho:6g} | {a.n_iter:7d} {t_a:7.1f} {admm.factor_seconds - chol0:8.1f} "
-              f"{a.rel_gap:8.1e} | ", end="", flush=True)
+    variants = {
+        "ADMM before (own Grams, μ snapped to 10^k)":
+            dict(shared_gram=False, mu_snap=10.0, mu_keep=1.0),
+        "ADMM now (shared XᵀX, μ kept within 10×)": dict(),
+    }
+    results = {}
+    for name, options in variants.items():
+        rows, setup, nbytes = _admm_path(prob, grid, tol, **options)
+        results[name] = rows
+        print(f"{name}: setup {setup:.1f} s, {nbytes / 2**30:.2f} GiB held (released after "
+              f"the path); load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"  {'rho':>6s} {'iters':>6s} {'s':>7s} {'chol s':>7s} {'gap':>8s}")
+        for rho, it, secs, chol, gap in rows:
+            print(f"  {rho:6g} {it:6d} {secs:7.1f} {chol:7.1f} {gap:8.1e}", flush=True)
+        print(f"  slowest rho {max(r[2] for r in rows):.1f} s, path total "
+              f"{setup + sum(r[2] for r in rows):.1f} s (with setup)")
+    (before, now) = results.values()
+    print("ratio before / now per rho (seconds): " + ", ".join(
+        f"{b[0]:g}: {b[2] / max(a[2], 1e-9):.1f}" for b, a in zip(before, now)))
+    if fista_iters > 0:
+        L_old, t_old = timed(lambda: old_lipschitz(prob))
+        L_new, t_new = timed(lambda: prob.lipschitz())
+        print(f"Lipschitz: old 2σ_max(X)² = {L_old:.1f} ({t_old:.1f} s); exact centred, masked "
+              f"= {L_new:.1f} ({t_new:.1f} s); ratio {L_old / L_new:.2f}")
+        print(f"FISTA capped at {fista_iters} iterations per rho, warm-started:")
+        print(f"  {'rho':>6s} | {'old-step it':>11s} {'s':>6s} {'gap':>8s} | "
+              f"{'exact-step it':>13s} {'s':>6s} {'gap':>8s}")
         zero = torch.zeros(prob.d, prob.T, dtype=torch.float64)
-        (W_o, it_o, rep_o), t_o = timed(lambda: _fista(
-            prob, pen, W_o if W_o is not None else zero, tol, fista_iters, L=L_old))
-        print(f"{it_o:12d} {t_o:7.1f} {rep_o.rel_gap:8.1e} | ", end="", flush=True)
-        (W_n, it_n, rep_n), t_n = timed(lambda: _fista(
-            prob, pen, W_n if W_n is not None else zero, tol, fista_iters, L=L_new))
-        print(f"{it_n:16d} {t_n:7.1f} {rep_n.rel_gap:8.1e}", flush=True)
-    print(f"slowest rho for ADMM: {worst:.1f} s (goal <= 10 s); load average at end: "
-          f"{os.getloadavg()}")
+        W_o = W_n = zero
+        for rho in grid:
+            pen = TraceNormPenalty(rho)
+            (W_o, it_o, rep_o), t_o = timed(lambda: _fista(prob, pen, W_o, tol, fista_iters,
+                                                           L=L_old))
+            (W_n, it_n, rep_n), t_n = timed(lambda: _fista(prob, pen, W_n, tol, fista_iters,
+                                                           L=L_new))
+            print(f"  {rho:6g} | {it_o:11d} {t_o:6.1f} {rep_o.rel_gap:8.1e} | {it_n:13d} "
+                  f"{t_n:6.1f} {rep_n.rel_gap:8.1e}", flush=True)
+    print(f"load average at end: {os.getloadavg()}")
+
+
+def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
+    """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
+    against iterations (the choice of the default, 10)."""
+    from gifemo.models.trace_norm_admm import TraceNormADMM
+
+    X, Y, _ = synthetic(n=n, d_vis=d_vis, d_tag=max(d_vis // 30, 5))
+    prob = _Problem(X, Y, cv_fit_masks(n, Y.shape[1]), True)
+    print(f"\n=== mu_keep sweep: n={n}, d={X.shape[1]}; load {os.getloadavg()[0]:.1f} ===")
+    for keep in keeps:
+        admm, W, its, mus = TraceNormADMM(prob, mu_keep=keep), None, [], []
+        t0 = time.perf_counter()
+        for rho in (100.0, 30.0, 10.0, 3.0, 1.0, 0.3, 0.1):
+            W, it, _, mu = admm.solve(rho, W0=W)
+            its.append(it)
+            mus.append(f"{mu:.2g}")
+        print(f"mu_keep {keep:g}: {admm.n_factorizations} Cholesky sets, iterations {its} "
+              f"(sum {sum(its)}), mu {mus}, {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -335,12 +383,17 @@ def main() -> None:
                     help="GIFs (default 2000; 6113 with --trace-path)")
     ap.add_argument("--trace-path", action="store_true",
                     help="trace norm at every rho of the CV grid at paper scale (see above)")
-    ap.add_argument("--fista-iters", type=int, default=100,
-                    help="FISTA iterations per rho in --trace-path (cap)")
+    ap.add_argument("--fista-iters", type=int, default=20,
+                    help="FISTA iterations per rho in --trace-path (cap; 0 = skip FISTA)")
+    ap.add_argument("--mu-keep-sweep", action="store_true",
+                    help="ADMM path for mu_keep 10, 100, 1000 (n default 1500, d = 1,033)")
     args = ap.parse_args()
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    if args.mu_keep_sweep:
+        mu_keep_sweep(args.n or 1500, 1000)
+        return
     if args.trace_path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)

@@ -101,14 +101,16 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
     split = make_split(dataset, **to_plain(d.split))
     val_fold = d.get("val_fold")
     fit_mask = split.train if val_fold is None else split.fit_mask(int(val_fold))
-    visual = "visual" in str(cfg.features.group)
+    visual_file = d.get("visual_features")  # precomputed features: no backbone, no cache
+    visual = "visual" in str(cfg.features.group) and not visual_file
     bb_cfg = backbone_config(cfg) if visual else None
     feats = assemble_features(
         dataset, fit_mask, group=str(cfg.features.group),
         tag_min_fraction=float(cfg.features.tag_min_fraction),
         backbone=instantiate(bb_cfg) if visual else None, cache_dir=str(cfg.features.cache_dir),
         max_clips_per_gif=d.get("max_clips_per_gif"), decode=to_plain(d.decode),
-        run=to_plain(cfg.extract), run_dir=run_dir)
+        run=to_plain(cfg.extract), run_dir=run_dir,
+        visual_file=visual_file)
     r = feats.rows
     masks = {"train": fit_mask[r], "test": split.test[r]}
     if val_fold is not None:

@@ -71,7 +71,7 @@ def compose_cfg(session_root, demo_dir):
 
     def _compose(run_dir: Path, overrides=(), return_hydra_config: bool = False):
         base = tiny_overrides(session_root, Path(run_dir))
-        if "data=gifgif" in overrides:  # a real-data config has no demo generation keys
+        if {"data=gifgif", "data=paper_synthetic"} & set(overrides):  # no demo generation keys
             base = [o for o in base if not o.startswith(("data.n_gifs", "data.demo_seed"))]
         if any(o.startswith("backbone=") and o != "backbone=c3d" for o in overrides):
             base = [o for o in base if not o.startswith("backbone.width")]  # C3D-only key

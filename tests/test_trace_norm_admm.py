@@ -8,7 +8,7 @@ import torch
 
 from gifemo.models.penalties import L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import _admm_for, _Problem, duality_gap, fit_multitask_linear
-from gifemo.models.trace_norm_admm import TraceNormADMM
+from gifemo.models.trace_norm_admm import TraceNormADMM, _shared_grams, _TaskSystem
 from test_solvers import _trace_norm_reference
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -67,7 +67,8 @@ def test_auto_uses_admm_for_the_trace_norm_and_reuses_the_gram_matrices():
     n_before = solver.n_factorizations
     assert n_before >= 1
     b = fit_multitask_linear(X, Y, mask, TraceNormPenalty(1.0), W0=a.W)
-    assert _admm_for(prob) is solver and solver.n_factorizations == n_before + 1
+    # ρ halved: the ideal μ moves by less than mu_keep = 10×, so the factors are kept
+    assert _admm_for(prob) is solver and solver.n_factorizations == n_before
     fista = fit_multitask_linear(X, Y, mask, TraceNormPenalty(1.0), method="fista")
     assert abs(b.objective - fista.objective) <= 2e-4 * fista.objective
     with pytest.raises(ValueError, match="method='admm' is for TraceNormPenalty"):
@@ -81,3 +82,64 @@ def test_admm_zero_at_huge_rho_and_empty_task():
     assert r.converged and float(r.W[:, 2].abs().max()) < 1e-6
     z = fit_multitask_linear(X, Y, mask, TraceNormPenalty(1e6), method="admm")
     assert z.n_iter == 0 and torch.count_nonzero(z.W) == 0
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_shared_grams_equal_each_tasks_own_centred_gram(intercept):
+    """H_t from one XᵀX minus the excluded rows (and the dual K_t for short tasks) against
+    X_tᵀC_tX_t formed directly with numpy."""
+    g = np.random.default_rng(5)
+    X = g.random((40, 20))
+    rows = [np.arange(40), np.flatnonzero(g.random(40) < 0.8), np.flatnonzero(g.random(40) < 0.4),
+            np.arange(5), np.arange(0)]
+    got = {t: (G, primal) for t, G, primal in _shared_grams(X, rows, intercept)}
+    for t, r in enumerate(rows):
+        Xt = X[r] - (X[r].mean(0) if intercept and r.size else 0.0)
+        G, primal = got[t]
+        assert primal == (r.size >= X.shape[1])
+        want = Xt.T @ Xt if primal else Xt @ Xt.T
+        np.testing.assert_allclose(G, want, rtol=1e-10, atol=1e-10)
+    sizes = [r.size for r in rows]
+    assert sizes[1] >= 20 and 40 - sizes[1] < sizes[1] and sizes[2] < 20  # all paths taken
+
+
+def test_task_system_keeps_its_gram_across_new_mu(monkeypatch):
+    """Factor in the lower triangle, Gram in the upper one: every μ solves its own system
+    (blocks of 4 so that the blockwise copy crosses block boundaries)."""
+    monkeypatch.setattr(_TaskSystem, "_BLOCK", 4)
+    g = np.random.default_rng(6)
+    B = g.random((30, 9))
+    for primal in (True, False):
+        G = B.T @ B if primal else B[:7] @ B[:7].T
+        sys = _TaskSystem(G.copy(), primal)
+        r = g.random(G.shape[0])
+        for mu in (3.0, 0.01, 3.0):
+            sys.factor(mu)
+            A = 2 * G + mu * np.eye(len(G)) if primal else G + 0.5 * mu * np.eye(len(G))
+            np.testing.assert_allclose(sys.solve(r), np.linalg.solve(A, r), rtol=1e-9)
+
+
+def test_mu_keep_one_refactors_at_every_new_mu():
+    X, Y, mask = _problem(80, 20, 5, seed=3)
+    prob = _Problem(X, Y, mask, True)
+    strict, loose = TraceNormADMM(prob, mu_keep=1.0), TraceNormADMM(prob, mu_keep=1e6)
+    Ws, Wl = None, None
+    for rho in (10.0, 3.0, 1.0):
+        Ws, _, rs, _ = strict.solve(rho, W0=Ws, tol=1e-6)
+        Wl, _, rl, _ = loose.solve(rho, W0=Wl, tol=1e-6)
+        assert rs.rel_gap <= 1e-6 and rl.rel_gap <= 1e-6
+        assert abs(rs.primal - rl.primal) <= 2e-6 * rs.primal
+    assert strict.n_factorizations == 3 and loose.n_factorizations == 1
+
+
+def test_release_factor_cache_frees_the_factors():
+    from gifemo.models import solvers
+
+    X, Y, mask = _problem(80, 20, 5, seed=3)
+    fit_multitask_linear(X, Y, mask, TraceNormPenalty(2.0))
+    solver = _admm_for(_Problem(X, Y, mask, True))
+    assert solver.nbytes > 0 and len(solvers._ADMM_CACHE) == 1
+    solvers.release_factor_cache()
+    assert solver.nbytes == 0 and solvers._ADMM_CACHE == []
+    with pytest.raises(RuntimeError, match="released"):
+        solver.solve(1.0)

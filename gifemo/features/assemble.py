@@ -44,22 +44,50 @@ class FeatureData:
     n_computed: int = 0
 
 
+def load_visual_file(path: str | Path, n_gifs: int) -> tuple[np.ndarray, dict]:
+    """Precomputed visual features [n_gifs, d] from an .npy file (float32, finite), and an
+    identity naming the file (in place of a backbone's)."""
+    path = Path(path)
+    try:
+        visual = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise FeatureConfigError(f"data.visual_features={str(path)!r}: cannot read it as an "
+                                 f".npy array ({e})") from None
+    if visual.ndim != 2 or visual.shape[0] != n_gifs:
+        raise FeatureConfigError(f"{path}: visual features of shape {tuple(visual.shape)}; the "
+                                 f"dataset has {n_gifs} GIFs (expected [{n_gifs}, d])")
+    visual = np.ascontiguousarray(visual, dtype=np.float32)
+    bad = ~np.isfinite(visual).all(1)
+    if bad.any():
+        raise FeatureConfigError(f"{path}: row {int(np.flatnonzero(bad)[0])} has non-finite "
+                                 f"values ({int(bad.sum())} rows)")
+    stat = path.stat()
+    return visual, {"name": "precomputed", "file": str(path.resolve()), "size": stat.st_size,
+                    "mtime": stat.st_mtime}
+
+
 def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
                       tag_min_fraction: float = 0.005, backbone: Backbone | None = None,
                       cache_dir: str | Path | None = None, max_clips_per_gif: int | None = None,
                       decode: dict | None = None, run: dict | None = None,
-                      run_dir: str | Path | None = None) -> FeatureData:
+                      run_dir: str | Path | None = None,
+                      visual_file: str | Path | None = None) -> FeatureData:
     """[visual | tags] features of ``dataset`` for feature group ``group``.
 
     ``fit_mask`` [N, T] marks the training labels (the vocabulary is built on GIFs with at
     least one); the backbone, cache and decode/run settings are used only for visual groups.
+    ``visual_file``: an .npy of precomputed visual features [N, d] in manifest order (e.g. the
+    paper-scale synthetic set of ``benchmarks/paper_scale_data.py``), used instead of the
+    backbone and the cache.
     """
     if group not in FEATURE_GROUPS:
         raise FeatureConfigError(f"features.group={group!r}; choose one of {sorted(FEATURE_GROUPS)}")
     blocks = FEATURE_GROUPS[group]
     rows = np.arange(len(dataset), dtype=np.int64)
     visual, identity, bad, n_computed = None, None, [], 0
-    if "visual" in blocks:
+    if "visual" in blocks and visual_file is not None:
+        visual, identity = load_visual_file(visual_file, len(dataset))
+    elif "visual" in blocks:
         from gifemo.features.visual_features import ensure_visual_features
 
         if backbone is None or cache_dir is None:

@@ -30,7 +30,12 @@ from gifemo.models.heads import LinearMultiTaskHead
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.penalties import Penalty, make_penalty
 from gifemo.models.recognizer import RecognizerBase
-from gifemo.models.solvers import FitResult, fit_multitask_linear, relative_gap
+from gifemo.models.solvers import (
+    FitResult,
+    fit_multitask_linear,
+    relative_gap,
+    release_factor_cache,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -121,6 +126,7 @@ class LinearRecognizer(RecognizerBase):
             raise ValueError(f"X must be [n, {self.layout.dim}] for layout {self.layout}, got "
                              f"{tuple(X.shape)}")
         res = fit_multitask_linear(X, Y, mask, self.penalty, tol=self.tol, max_iter=self.max_iter)
+        release_factor_cache()  # the final fit: no further ρ on this problem
         with torch.no_grad():
             self.head.W.copy_(res.W.to(self.head.W.dtype))
             self.head.b.copy_(res.b.to(self.head.b.dtype))

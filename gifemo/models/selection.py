@@ -32,7 +32,7 @@ from sklearn.metrics import silhouette_score
 
 from gifemo.eval.metrics import NoPositivesWarning, evaluate_rankings
 from gifemo.models.penalties import Penalty
-from gifemo.models.solvers import fit_multitask_linear
+from gifemo.models.solvers import fit_multitask_linear, release_factor_cache
 
 __all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "cv_trace_rho", "select_k",
            "select_regularisation", "METRICS"]
@@ -121,6 +121,7 @@ def select_rho_cv(X: Any, Y: Any, positive: Any, train: Any, fold: Any,
                     scores[i, j] = evaluate_rankings(Pn, pred, val_mask).pr_auc
                 if i == 0:
                     n_excluded += sum(issubclass(w.category, NoPositivesWarning) for w in caught)
+        release_factor_cache()  # this fold's path is done (the next fold is a new problem)
     mean = scores.mean(1)
     higher = metric == "pr_auc"
     best = int(np.argmax(mean) if higher else np.argmin(mean))  # first of equal values
@@ -177,6 +178,7 @@ def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
         return {}
     res = fit_multitask_linear(X, Y, mask, TraceNormPenalty(trace_rho), tol=model.tol,
                                max_iter=model.max_iter)
+    release_factor_cache()
     ks = [k for k in ks if 2 <= k <= model.n_tasks - 1]
     k, sil = choose_k_silhouette(res.W, ks)
     model.set_penalty(penalty.with_settings({"k": k}))

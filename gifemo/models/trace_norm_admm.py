@@ -18,14 +18,21 @@ scaled dual U::
     U ← U + Ŵ − Z
 
 The W-step decouples over tasks: (2 H_t + μ I) w_t = 2 X_tᵀ C_t y_t + μ (z_t − u_t) with
-H_t = X_tᵀ C_t X_t. Each task's matrix is factored once per μ and the factors are cached
+H_t = X_tᵀ C_t X_t. Each task's matrix is factored once per μ and the factor is cached
 (Cholesky of 2H_t + μI when the task has at least as many rows as features, else of
-K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity); the Gram matrices
-H_t or K_t are cached, so a new μ costs only the Cholesky factorisations, and one
-:class:`TraceNormADMM` solves a whole ρ path (largest ρ first, warm-started).
+K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity). The tasks' rows are
+subsets of one X, so their Grams come from one XᵀX minus each task's excluded rows
+(:func:`_shared_grams`); each task keeps its Gram and its current factor in ONE array (upper
+and lower triangle), so a new μ costs T Cholesky factorisations and no new memory, and one
+:class:`TraceNormADMM` solves a whole ρ path (largest ρ first, warm-started);
+:meth:`TraceNormADMM.release` frees it.
 
 Choice of μ: μ = ρ/σ₁(W), σ₁ from the warm start (or estimated from one proximal gradient
-step at W = 0), kept fixed during the solve. Boyd et al.'s residual balancing (§3.4.1) was
+step at W = 0), kept fixed during the solve; along a path the factored μ is kept while
+ρ/σ₁(W) stays within ``mu_keep`` (10×) of it: along the grid 100 … 0.1 the best μ falls
+~30× per step, and a μ kept further off costs more iterations than the Cholesky set saves
+(``benchmarks/solvers.py --mu-keep-sweep``, n = 1,500, d = 1,033: mu_keep 10 → 4 sets, 140
+iterations; 100 → 3 sets, 230; 1000 → 2 sets, 750; one set did not finish in 15 min). Boyd et al.'s residual balancing (§3.4.1) was
 tried and measured worse here: it drove μ towards 10–500× the best value at small ρ
 (n = 800, d = 639, T = 17, 72 % labelled: 710 iterations at ρ = 0.1 with balancing, 20
 without, both warm-started; a sweep over μ showed the best μ ∝ ρ, within ~3× of ρ/σ₁).
@@ -66,31 +73,83 @@ class ADMMResult:
 
 
 class _TaskSystem:
-    """The Cholesky factor behind (2 H_t + μ I) w = r for one task. ``primal``: of
-    2H_t + μI itself (H_t = X_cᵀX_c, d × d); otherwise (fewer rows than features) of
-    K_t + μ/2·I (K_t = X_c X_cᵀ, n_t × n_t), used through the Woodbury identity
-    (2X_cᵀX_c + μI)⁻¹ r = (r − X_cᵀ (K_t + μ/2·I)⁻¹ X_c r)/μ. The Gram is formed once;
-    each μ costs one Cholesky (LAPACK via scipy, column-major, so solves copy nothing)."""
+    """The Cholesky factor behind (2 H_t + μ I) w = r for one task, in ONE d × d (or
+    n_t × n_t) array: the strict upper triangle keeps the Gram matrix, the lower triangle
+    holds the factor of the current μ (LAPACK potrf/potrs touch only the lower triangle),
+    the Gram's diagonal is kept aside. ``primal``: the factor is of 2H_t + μI itself
+    (H_t = X_cᵀX_c, d × d); otherwise (fewer rows than features) of K_t + μ/2·I
+    (K_t = X_c X_cᵀ, n_t × n_t), used through the Woodbury identity
+    (2X_cᵀX_c + μI)⁻¹ r = (r − X_cᵀ (K_t + μ/2·I)⁻¹ X_c r)/μ. A new μ costs one copy of the
+    upper triangle into the lower one and one Cholesky, no new memory."""
 
-    def __init__(self, Xc: np.ndarray) -> None:
-        n_t, d = Xc.shape
-        self.primal = n_t >= d
-        self.gram = Xc.T @ Xc if self.primal else Xc @ Xc.T
+    _BLOCK = 512
+
+    def __init__(self, gram: np.ndarray, primal: bool) -> None:
+        self.primal = primal
+        self.A = np.asfortranarray(gram)
+        self.diag = np.diag(self.A).copy()
         self.mu: float | None = None
-        self.factor_: tuple[np.ndarray, bool] | None = None
 
     def factor(self, mu: float) -> None:
         if self.mu == mu:
             return
-        self.factor_ = None  # free the old factor first (T × d² floats at paper scale)
-        A = np.asfortranarray(2.0 * self.gram if self.primal else self.gram)
-        A[np.diag_indices_from(A)] += mu if self.primal else 0.5 * mu
-        self.factor_ = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True,
-                                               check_finite=False)
+        A, s = self.A, (2.0 if self.primal else 1.0)
+        shift = mu if self.primal else 0.5 * mu
+        m = A.shape[0]
+        if m == 0:  # a task without labels: nothing to factor
+            self.mu = mu
+            return
+        for j0 in range(0, m, self._BLOCK):  # lower := s·(upper)ᵀ + shift on the diagonal
+            j1 = min(m, j0 + self._BLOCK)
+            up = np.triu(A[j0:j1, j0:j1], 1)
+            A[j0:j1, j0:j1] = up + s * up.T + np.diag(s * self.diag[j0:j1] + shift)
+            A[j1:, j0:j1] = s * A[j0:j1, j1:].T
+        self.mu = None  # the lower triangle is no longer a valid factor until potrf returns
+        c, info = scipy.linalg.lapack.dpotrf(A, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"ADMM: the W-step matrix of μ = {mu:g} is not "
+                                        f"positive definite (LAPACK dpotrf info {info})")
+        if not np.shares_memory(c, A):  # LAPACK copied (unexpected layout): keep its result
+            self.A = c
         self.mu = mu
 
     def solve(self, r: np.ndarray) -> np.ndarray:
-        return scipy.linalg.cho_solve(self.factor_, r, check_finite=False)
+        x, info = scipy.linalg.lapack.dpotrs(self.A, r, lower=1)
+        if info != 0:
+            raise ValueError(f"ADMM: dpotrs failed (info {info})")
+        return x
+
+
+def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
+                  share: bool = True):
+    """Per-task Gram matrices of the labelled rows, centred over them when fitting an
+    intercept: H_t = X_tᵀX_t − n_t x̄_t x̄_tᵀ. The tasks' rows are subsets of ONE X, so the
+    full Gram XᵀX is formed once and a task with fewer excluded than included rows gets
+    H_t = XᵀX − X_oᵀX_o (X_o: its excluded rows) — at paper scale (72 % labelled) ~2.6×
+    fewer flops than forming every X_tᵀX_t. Yields (t, gram, primal) one task at a time."""
+    n, d = X.shape
+    full = None
+    for t, rows in enumerate(rows_of_task):
+        n_t = rows.size
+        if n_t >= d:  # primal: d × d
+            out = np.setdiff1d(np.arange(n), rows, assume_unique=True)
+            if share and out.size < n_t:
+                if full is None:
+                    full = X.T @ X
+                Xo = X[out]
+                G = full - Xo.T @ Xo
+            else:
+                Xt = X[rows]
+                G = Xt.T @ Xt
+            if centre and n_t:
+                xbar = X[rows].mean(0)
+                G -= n_t * np.outer(xbar, xbar)
+            yield t, G, True
+        else:  # dual: n_t × n_t Gram of the centred rows
+            Xt = X[rows]
+            if centre and n_t:
+                Xt = Xt - Xt.mean(0)
+            yield t, Xt @ Xt.T, False
 
 
 class TraceNormADMM:
@@ -103,33 +162,52 @@ class TraceNormADMM:
     alpha : float
         Over-relaxation (Boyd et al. §3.4.3; 1.5–1.8 is usual).
     mu_snap : float
-        μ is rounded to a power of ``mu_snap`` (1 = no rounding), so that neighbouring ρ on
-        a path share their Cholesky factors; ADMM tolerates a μ within ~3× of the best.
+        μ is rounded to a power of ``mu_snap`` (1 = no rounding).
+    mu_keep : float
+        The factored μ is kept for a new ρ while ρ/σ₁(W) is within this factor of it (a
+        new μ costs T Cholesky factorisations; a μ off by a few × costs a few iterations).
+    shared_gram : bool
+        Form the per-task Grams from one XᵀX (:func:`_shared_grams`); False forms each
+        X_tᵀX_t directly (the benchmark's reference).
     """
 
-    def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 10.0) -> None:
+    def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 1.0,
+                 mu_keep: float = 10.0, shared_gram: bool = True) -> None:
         self.prob = prob
         self.alpha = alpha
         self.mu_snap = mu_snap
-        self._systems: list[_TaskSystem] = []
-        self._rows: list[np.ndarray] = []
-        self._rhs0 = torch.zeros(prob.d, prob.T, dtype=_DTYPE)
-        X = prob.X.numpy()
-        for t in range(prob.T):
-            rows = np.flatnonzero(prob.M[:, t].numpy() > 0)
-            Xt = X[rows]
+        self.mu_keep = mu_keep
+        self._X = prob.X.numpy()
+        X = self._X
+        self._rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
+        rhs0 = np.zeros((prob.d, prob.T))
+        for t, rows in enumerate(self._rows):
             yt = prob.Y[rows, t].numpy()
             if prob.fit_intercept and rows.size:
-                Xt = Xt - Xt.mean(0)
                 yt = yt - yt.mean()
-            self._rows.append(rows)
-            self._systems.append(_TaskSystem(Xt))
-            self._rhs0[:, t] = torch.from_numpy(2.0 * (Xt.T @ yt))
+            rhs0[:, t] = 2.0 * (X[rows].T @ yt)  # Xᵀ C y = X_cᵀ y_c (C idempotent)
+        self._rhs0 = torch.from_numpy(rhs0)
+        self._systems: list[_TaskSystem | None] = [None] * prob.T
+        for t, G, primal in _shared_grams(X, self._rows, prob.fit_intercept, shared_gram):
+            self._systems[t] = _TaskSystem(G, primal)
         self._dual = [t for t, s in enumerate(self._systems) if not s.primal]
         self.n_factorizations = 0
         self.factor_seconds = 0.0  # time spent in Cholesky factorisations (benchmarks)
         self.mu: float | None = None
         self._L: float | None = None
+        self.released = False
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the per-task matrices (one d × d or n_t × n_t array per task)."""
+        return sum(s.A.nbytes for s in self._systems)
+
+    def release(self) -> None:
+        """Free the per-task matrices (T × d² floats at paper scale); the solver is unusable
+        afterwards."""
+        self._systems = []
+        self._dual = []
+        self.released = True
 
     # ---- pieces --------------------------------------------------------------------------
     def _factor(self, mu: float) -> None:
@@ -149,7 +227,7 @@ class TraceNormADMM:
             if s.primal:
                 out[:, t] = s.solve(rhs[:, t])
         if self._dual:
-            X = self.prob.X.numpy()
+            X = self._X
             P = X @ rhs[:, self._dual]
             S = np.zeros_like(P)
             for j, t in enumerate(self._dual):
@@ -165,6 +243,12 @@ class TraceNormADMM:
                 S[rows, j] = q
             out[:, self._dual] = (rhs[:, self._dual] - X.T @ S) / mu
         return torch.from_numpy(out)
+
+    def _residual(self, W: Tensor) -> tuple[Tensor, Tensor]:
+        """(R_c, XᵀR_c) at W, the products in numpy (float64 products with a thin W measured
+        ~3× faster there than in torch on this machine's OpenBLAS)."""
+        R, _ = self.prob.centred(torch.from_numpy(self._X @ W.numpy()))
+        return R, torch.from_numpy(self._X.T @ R.numpy())
 
     @staticmethod
     def _svt(A: Tensor, thresh: float) -> Tensor:
@@ -187,6 +271,9 @@ class TraceNormADMM:
         mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
         if self.mu_snap > 1.0:  # a few μ values along a ρ path share one set of factors
             mu = self.mu_snap ** round(math.log(mu) / math.log(self.mu_snap))
+        held = self._systems[0].mu if self._systems else None
+        if held is not None and max(mu / held, held / mu) <= self.mu_keep:
+            mu = held  # close enough: keep the factors (see ``mu_keep``)
         return mu
 
     # ---- solve ----------------------------------------------------------------------------
@@ -198,12 +285,14 @@ class TraceNormADMM:
         ``mu``: the ADMM penalty, fixed for the solve (default :meth:`initial_mu`).
         Returns (W, n_iter, GapReport, μ).
         """
+        if self.released:
+            raise RuntimeError("this TraceNormADMM was released (release()); build a new one")
         prob = self.prob
         pen = TraceNormPenalty(rho)
         Z = torch.zeros(prob.d, prob.T, dtype=_DTYPE) if W0 is None else W0.clone()
-        R, _ = prob.centred(prob.X @ Z)
-        G = 2.0 * (prob.X.T @ R)
-        report = prob.gap(Z, pen, R=R, XtR=0.5 * G)
+        R, XtR = self._residual(Z)
+        G = 2.0 * XtR
+        report = prob.gap(Z, pen, R=R, XtR=XtR)
         best_W, primal, dual = Z, report.primal, report.dual
         if report.rel_gap <= tol:
             return best_W, 0, report, mu if mu is not None else float("nan")
@@ -219,7 +308,8 @@ class TraceNormADMM:
             U = U + What - Z
             if it % check_every == 0 or it == max_iter:
                 for cand in (Z, W):
-                    rep = prob.gap(cand, pen)
+                    R, XtR = self._residual(cand)
+                    rep = prob.gap(cand, pen, R=R, XtR=XtR)
                     if not math.isfinite(rep.primal):
                         raise FloatingPointError(f"ADMM: objective became {rep.primal} at "
                                                  f"iteration {it}")
