@@ -162,6 +162,13 @@ def resolve_run(run: RunConfig) -> RunConfig:
         pin_memory=gpu if run.pin_memory is None else run.pin_memory)
 
 
+def clip_cap(data_cap: int | None, backbone_cap: int | None) -> int | None:
+    """Clips kept per GIF: the smaller of the data's and the backbone's caps (None = no cap).
+    The backbone's cap is part of its ``identity()``, so the cache key covers both."""
+    caps = [int(c) for c in (data_cap, backbone_cap) if c is not None]
+    return min(caps) if caps else None
+
+
 def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig) -> dict:
     """Everything that determines a GIF's feature besides its bytes (the cache key);
     ``backbone`` is ``Backbone.identity()``."""
@@ -256,7 +263,7 @@ def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, d
     """
     run = resolve_run(run)
     dm = ClipDataModule(str(dataset.root), backend=decode.backend, clip_spec=backbone.clip_spec,
-                        max_clips_per_gif=clips.max_clips_per_gif,
+                        max_clips_per_gif=clip_cap(clips.max_clips_per_gif, backbone.max_clips),
                         clip_batch_size=run.clip_batch_size, num_workers=run.num_workers,
                         pin_memory=run.pin_memory, run_dir=None, **decode.limits())
     dm.dataset = dataset
