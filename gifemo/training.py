@@ -176,7 +176,7 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
         ckpt_path = save_checkpoint(
             model, run_dir / CHECKPOINT_NAME, backbone_config=bb_cfg,
             clips={"max_clips_per_gif": d.get("max_clips_per_gif")}, decode=to_plain(d.decode),
-            metrics=finite_metrics(metrics),
+            precision=feats.precision, metrics=finite_metrics(metrics),
             extra={"config": _loggable_config(cfg), "dataset": str(dataset.root)})
     stage = "test" if "test/pr_auc" in metrics else ("val" if "val/pr_auc" in metrics else None)
     if stage is not None:

@@ -18,7 +18,8 @@
 
 A finished cache is reused in about the time it takes to stat the files and read the shards.
 On a GPU the defaults are bf16 autocast, ``channels_last_3d`` and pinned memory;
-``torch.compile`` is opt-in. On CPU the default is fp32.
+``torch.compile`` is opt-in. On CPU the default is fp32. The compute dtype is part of the
+cache key (fp32 and bf16 features are separate entries, :func:`compute_dtype`).
 """
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ class DecodeConfig(_Config):
 
 @dataclass(frozen=True)
 class RunConfig(_Config):
-    """How to compute (not part of the cache key). ``None`` = choose by device."""
+    """How to compute (not part of the cache key, except the dtype that ``precision`` implies).
+    ``None`` = choose by device."""
 
     accelerator: str = "auto"
     devices: int | str = 1
@@ -169,12 +171,23 @@ def clip_cap(data_cap: int | None, backbone_cap: int | None) -> int | None:
     return min(caps) if caps else None
 
 
-def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig) -> dict:
+def compute_dtype(precision: str | None) -> str:
+    """The dtype the backbone computes in under a Lightning ``precision``: ``bfloat16`` for
+    ``bf16-*``, ``float16`` for ``16-*``, else ``float32``. It changes the features (bf16
+    moves them by ~1e-5 in cosine, see benchmarks/extract.py), so it is part of the cache key;
+    layout, compilation and batch size are not (they move them by < 1e-12)."""
+    p = str(precision or "32-true")
+    return "bfloat16" if p.startswith("bf16") else "float16" if p.startswith("16") else "float32"
+
+
+def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig,
+                     dtype: str = "float32") -> dict:
     """Everything that determines a GIF's feature besides its bytes (the cache key);
-    ``backbone`` is ``Backbone.identity()``."""
+    ``backbone`` is ``Backbone.identity()``, ``dtype`` the :func:`compute_dtype`."""
     return {"feature": "backbone features, mean over clips, L2-normalised",
             "code_version": FEATURE_CODE_VERSION, "backbone": dict(backbone),
-            "max_clips_per_gif": clips.max_clips_per_gif, "decode_backend": decode.backend}
+            "max_clips_per_gif": clips.max_clips_per_gif, "decode_backend": decode.backend,
+            "compute_dtype": dtype}
 
 
 # --------------------------------------------------------------------------- result
@@ -201,6 +214,8 @@ class FeatureTable:
         The cache key's settings.
     n_computed : int
         GIFs computed by this call (0 when the cache was complete).
+    precision : str
+        The Lightning precision the features were computed under (its dtype is in the key).
     """
 
     ids: list[str]
@@ -211,6 +226,7 @@ class FeatureTable:
     cache_dir: Path | None = None
     settings: dict = field(default_factory=dict)
     n_computed: int = 0
+    precision: str = "32-true"
 
 
 # --------------------------------------------------------------------------- plan
@@ -325,7 +341,8 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
     identity = backbone.identity()
     _log.log(logging.WARNING if backbone.is_random else logging.INFO, "backbone %r: weights %s",
              backbone, identity["weights_id"])
-    settings = feature_settings(identity, ccfg, dcfg)
+    rcfg = resolve_run(rcfg)
+    settings = feature_settings(identity, ccfg, dcfg, compute_dtype(rcfg.precision))
     cache = FeatureCache(cache_dir, settings).create()
     index = cache.load_index()
     fingerprints, n_hashed = fingerprint_files(dataset.paths, cache.known_files(index))
@@ -342,7 +359,7 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
         n_computed = extract_features(dataset, work, describe, backbone, ccfg, dcfg, rcfg, cache)
         contents = cache.scan()
     table = _assemble(dataset, fingerprints, contents, cache, identity, limits)
-    table.n_computed = n_computed
+    table.n_computed, table.precision = n_computed, rcfg.precision
     if _rank() == 0:
         _write_index(cache, dataset, fingerprints, contents, index, table, identity)
         _write_bad_files(table.bad, run_dir)
