@@ -120,7 +120,8 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
     _log.info("model: %r", model)
 
     metrics = {"data/n_gifs": float(len(r)), "data/n_bad": float(len(feats.bad)),
-               "data/feature_dim": float(feats.layout.dim)}
+               "data/feature_dim": float(feats.layout.dim),
+               "data/n_extracted": float(feats.n_computed), "data/extract_s": feats.extract_s}
     Y = dataset.y[r]
     if cfg.get("select_k", False):
         trace_rho = cfg.select_k_trace_rho

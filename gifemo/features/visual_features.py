@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -216,6 +217,8 @@ class FeatureTable:
         GIFs computed by this call (0 when the cache was complete).
     precision : str
         The Lightning precision the features were computed under (its dtype is in the key).
+    extract_s : float
+        Wall seconds this call spent computing features (0 when the cache was complete).
     """
 
     ids: list[str]
@@ -227,6 +230,7 @@ class FeatureTable:
     settings: dict = field(default_factory=dict)
     n_computed: int = 0
     precision: str = "32-true"
+    extract_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- plan
@@ -352,14 +356,16 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
     _log.info("feature cache %s: %d GIFs, %d hashed, %d to compute", cache.dir, len(dataset.ids),
               n_hashed, len(work))
     _barrier_if_distributed()  # every rank planned before any rank writes
-    n_computed = 0
+    n_computed, extract_s = 0, 0.0
     if work:
         describe = {i: {"sha256": fingerprints[i].sha256, "id": dataset.ids[i],
                         "path": str(dataset.paths[i])} for i in work}
+        t0 = time.perf_counter()
         n_computed = extract_features(dataset, work, describe, backbone, ccfg, dcfg, rcfg, cache)
+        extract_s = time.perf_counter() - t0
         contents = cache.scan()
     table = _assemble(dataset, fingerprints, contents, cache, identity, limits)
-    table.n_computed, table.precision = n_computed, rcfg.precision
+    table.n_computed, table.precision, table.extract_s = n_computed, rcfg.precision, extract_s
     if _rank() == 0:
         _write_index(cache, dataset, fingerprints, contents, index, table, identity)
         _write_bad_files(table.bad, run_dir)
