@@ -15,6 +15,8 @@ None, lists, dicts), so it loads with ``torch.load(path, weights_only=True)``:
                       block (visual: fc6 mean over clips, L2; tags: counts, L2)
 ``vocabulary``        ``TagVocabulary.to_dict()`` (None without tags)
 ``clips``, ``decode`` clips per GIF (the geometry is the backbone's clip spec) and decoder settings
+``feature_precision`` Lightning precision the visual features were computed under (its dtype
+                      is part of the feature-cache key; ranking uses it unless told otherwise)
 ``backbone``          ``{"identity": Backbone.identity(), "config": conf/backbone node}`` —
                       NOT the frozen backbone's weights (61 M parameters for C3D that the
                       user already has); None without visual features
@@ -79,9 +81,11 @@ def to_primitive(obj: Any) -> Any:
 
 def checkpoint_dict(model: RecognizerBase, *, backbone_config: Mapping | None = None,
                     clips: Mapping | None = None, decode: Mapping | None = None,
+                    precision: str | None = None,
                     metrics: Mapping | None = None, extra: Mapping | None = None) -> dict:
     """The checkpoint of ``model`` as a weights-only-loadable dict; ``backbone_config`` is the
-    ``conf/backbone`` node (with ``_target_``) that rebuilds the backbone for ranking."""
+    ``conf/backbone`` node (with ``_target_``) that rebuilds the backbone for ranking;
+    ``precision`` the Lightning precision the visual features were computed under."""
     if not isinstance(model, RecognizerBase):
         raise TypeError(f"expected a gifemo recognizer, got {type(model).__name__}")
     layout = model.layout
@@ -106,6 +110,7 @@ def checkpoint_dict(model: RecognizerBase, *, backbone_config: Mapping | None = 
         "vocabulary": None if model.vocabulary is None else model.vocabulary.to_dict(),
         "clips": dict(clips) if clips is not None else {"max_clips_per_gif": None},
         "decode": dict(decode) if decode is not None else {"backend": "pyav"},
+        "feature_precision": precision,
         "backbone": backbone,
         "metrics": {k: (float(v) if isinstance(v, (int, float)) else v)
                     for k, v in (metrics or {}).items()},

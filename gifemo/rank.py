@@ -188,6 +188,8 @@ def _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run):
     decode = {k: v for k, v in (ckpt.get("decode") or {}).items()}
     run = dict(run or {})
     run.setdefault("progress", True)
+    if run.get("precision") is None and ckpt.get("feature_precision"):
+        run["precision"] = ckpt["feature_precision"]  # the features the head was trained on
     with tempfile.TemporaryDirectory(prefix="gifemo-rank-") as tmp:
         table = ensure_visual_features(dataset, cache_dir or tmp, bb, clips, decode, run=run,
                                        run_dir=run_dir)

@@ -122,7 +122,8 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
     _log.info("model: %r", model)
 
     metrics = {"data/n_gifs": float(len(r)), "data/n_bad": float(len(feats.bad)),
-               "data/feature_dim": float(feats.layout.dim)}
+               "data/feature_dim": float(feats.layout.dim),
+               "data/n_extracted": float(feats.n_computed), "data/extract_s": feats.extract_s}
     Y = dataset.y[r]
     if cfg.get("select_k", False):
         trace_rho = cfg.select_k_trace_rho
@@ -178,7 +179,7 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
         ckpt_path = save_checkpoint(
             model, run_dir / CHECKPOINT_NAME, backbone_config=bb_cfg,
             clips={"max_clips_per_gif": d.get("max_clips_per_gif")}, decode=to_plain(d.decode),
-            metrics=finite_metrics(metrics),
+            precision=feats.precision, metrics=finite_metrics(metrics),
             extra={"config": _loggable_config(cfg), "dataset": str(dataset.root)})
     stage = "test" if "test/pr_auc" in metrics else ("val" if "val/pr_auc" in metrics else None)
     if stage is not None:

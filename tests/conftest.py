@@ -22,8 +22,9 @@ DEMO_SEED = 0
 C3D_WIDTH = 0.125
 
 
-def tiny_overrides(session_root: Path, run_dir: Path) -> list[str]:
-    """Overrides that make a run small, offline and CPU-only (applied before the test's own)."""
+def tiny_overrides(session_root: Path, run_dir: Path, c3d: bool = True) -> list[str]:
+    """Overrides that make a run small, offline and CPU-only (applied before the test's own);
+    ``c3d=False`` leaves out ``backbone.width`` (a C3D-only key) for another backbone."""
     return [
         f"paths.root_dir={session_root}",
         f"paths.data_dir={session_root / 'data'}",
@@ -34,7 +35,7 @@ def tiny_overrides(session_root: Path, run_dir: Path) -> list[str]:
         f"data.n_gifs={N_GIFS}",
         f"data.demo_seed={DEMO_SEED}",
         "data.max_clips_per_gif=1",
-        f"backbone.width={C3D_WIDTH}",
+    ] + ([f"backbone.width={C3D_WIDTH}"] if c3d else []) + [
         "extract.accelerator=cpu",
         "extract.progress=false",
         "logger=csv",
@@ -59,9 +60,9 @@ def demo_dir(session_root) -> Path:
 
 @pytest.fixture(scope="session")
 def small_run_overrides(session_root):
-    """``small_run_overrides(run_dir) -> list[str]``: :func:`tiny_overrides` for this session
-    (for tests that start ``train.py`` themselves)."""
-    return lambda run_dir: tiny_overrides(session_root, Path(run_dir))
+    """``small_run_overrides(run_dir, c3d=True) -> list[str]``: :func:`tiny_overrides` for this
+    session (for tests that start ``train.py`` themselves; ``c3d=False`` for another backbone)."""
+    return lambda run_dir, c3d=True: tiny_overrides(session_root, Path(run_dir), c3d)
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +71,10 @@ def compose_cfg(session_root, demo_dir):
     from hydra import compose, initialize_config_dir
 
     def _compose(run_dir: Path, overrides=(), return_hydra_config: bool = False):
-        base = tiny_overrides(session_root, Path(run_dir))
+        c3d = not any(o.startswith("backbone=") and o != "backbone=c3d" for o in overrides)
+        base = tiny_overrides(session_root, Path(run_dir), c3d)
         if {"data=gifgif", "data=paper_synthetic"} & set(overrides):  # no demo generation keys
             base = [o for o in base if not o.startswith(("data.n_gifs", "data.demo_seed"))]
-        if any(o.startswith("backbone=") and o != "backbone=c3d" for o in overrides):
-            base = [o for o in base if not o.startswith("backbone.width")]  # C3D-only key
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose("train", overrides=base + list(overrides),
                            return_hydra_config=return_hydra_config)

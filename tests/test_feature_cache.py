@@ -204,6 +204,26 @@ def test_settings_change_invalidates_every_gif(tmp_path, change):
     assert back.n_computed == 0  # the old settings' folder is still there
 
 
+def test_fp32_and_bf16_features_are_separate_cache_entries(tmp_path):
+    """bf16 autocast changes the features (a little): its own folder, both reused afterwards;
+    the memory layout is a compute detail (same folder, nothing recomputed)."""
+    assert [extract_mod.compute_dtype(p) for p in (None, "32-true", "bf16-mixed", "bf16-true",
+                                                  "16-mixed")] == \
+        ["float32", "float32", "bfloat16", "bfloat16", "float16"]
+    root = _make_dataset(tmp_path / "data", frames=[2, 30])
+    fp32 = ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=RUN)
+    bf16 = ensure_visual_features(root, tmp_path / "cache", BACKBONE,
+                                  run={**RUN, "precision": "bf16-mixed"})
+    assert bf16.n_computed == 2 and bf16.cache_dir != fp32.cache_dir
+    assert fp32.settings["compute_dtype"] == "float32" and bf16.settings["compute_dtype"] == "bfloat16"
+    assert bf16.precision == "bf16-mixed" and fp32.precision == "32-true"
+    assert not np.array_equal(bf16.visual, fp32.visual)
+    assert (bf16.visual * fp32.visual).sum(axis=1).min() > 0.99  # close: the same features, rounded
+    for run in ({**RUN, "precision": "bf16-mixed"}, {**RUN, "precision": "32-true"},
+                {**RUN, "channels_last": True}):
+        assert ensure_visual_features(root, tmp_path / "cache", BACKBONE, run=run).n_computed == 0
+
+
 def test_identical_files_are_computed_once(tmp_path):
     root = _make_dataset(tmp_path / "data", frames=[3, 4])
     (root / "gifs" / "copy.gif").write_bytes((root / "gifs" / "g0.gif").read_bytes())

@@ -183,3 +183,29 @@ def test_command_line_prints_top_and_writes_csv(trained_lasso, demo_dir, session
     rows = list(csv.DictReader(open(out)))
     for line, row in zip(text.splitlines()[2:6], rows[:4]):
         assert line.split()[0] == row["rank"] and line.split()[-1] == row["id"]
+
+
+def test_ranking_computes_features_in_the_checkpoints_precision(trained_lasso, demo_dir, tmp_path,
+                                                                monkeypatch):
+    """The checkpoint records the precision of its features; ranking uses it unless told
+    otherwise (bf16 features are another cache entry than fp32 ones)."""
+    import gifemo.features
+
+    ckpt_path = trained_lasso[1]["checkpoint_path"]
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    assert ckpt["feature_precision"] == "32-true"
+    ckpt["feature_precision"] = "bf16-mixed"
+    edited = tmp_path / "bf16.pt"
+    torch.save(ckpt, edited)
+    seen = []
+
+    def spy(dataset, cache_dir, bb, clips, decode, run=None, run_dir=None):
+        seen.append(run["precision"])
+        raise RankError("stop here")
+
+    monkeypatch.setattr(gifemo.features, "ensure_visual_features", spy)
+    for path, run, want in ((edited, RUN, "bf16-mixed"), (ckpt_path, RUN, "32-true"),
+                            (edited, {**RUN, "precision": "32-true"}, "32-true")):
+        with pytest.raises(RankError, match="stop here"):
+            rank_gifs(path, demo_dir, run=run)
+        assert seen[-1] == want

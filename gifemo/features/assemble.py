@@ -32,7 +32,9 @@ class FeatureData:
 
     rows : int64 [n] dataset rows kept (manifest order); X : float32 [n, d]; layout;
     vocabulary (None without tags); backbone : ``Backbone.identity()`` (None without visual
-    features); bad : list of (path, reason); n_computed : GIFs extracted by this call.
+    features); bad : list of (path, reason); n_computed : GIFs extracted by this call;
+    precision : the Lightning precision of the visual features (None without them);
+    extract_s : wall seconds spent computing visual features in this call.
     """
 
     rows: np.ndarray
@@ -42,6 +44,8 @@ class FeatureData:
     backbone: dict | None
     bad: list = field(default_factory=list)
     n_computed: int = 0
+    precision: str | None = None
+    extract_s: float = 0.0
 
 
 def load_visual_file(path: str | Path, n_gifs: int) -> tuple[np.ndarray, dict]:
@@ -84,7 +88,7 @@ def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
         raise FeatureConfigError(f"features.group={group!r}; choose one of {sorted(FEATURE_GROUPS)}")
     blocks = FEATURE_GROUPS[group]
     rows = np.arange(len(dataset), dtype=np.int64)
-    visual, identity, bad, n_computed = None, None, [], 0
+    visual, identity, bad, n_computed, precision, extract_s = None, None, [], 0, None, 0.0
     if "visual" in blocks and visual_file is not None:
         visual, identity = load_visual_file(visual_file, len(dataset))
     elif "visual" in blocks:
@@ -97,7 +101,8 @@ def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
                                        run=run, run_dir=run_dir)
         rows = np.asarray(table.rows, dtype=np.int64)
         visual, identity = table.visual, table.backbone
-        bad, n_computed = list(table.bad), int(table.n_computed)
+        bad, n_computed, precision = list(table.bad), int(table.n_computed), table.precision
+        extract_s = float(table.extract_s)
         if bad:
             _log.warning("%d GIF(s) have no visual feature and are left out%s", len(bad),
                          f" (see {Path(run_dir) / 'bad_files.csv'})" if run_dir else "")
@@ -114,4 +119,5 @@ def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
     layout = FeatureLayout(group, 0 if visual is None else int(visual.shape[1]),
                            0 if vocab is None else len(vocab))
     return FeatureData(rows=rows, X=layout.concat(visual, tags), layout=layout, vocabulary=vocab,
-                       backbone=identity, bad=bad, n_computed=n_computed)
+                       backbone=identity, bad=bad, n_computed=n_computed, precision=precision,
+                       extract_s=extract_s)

@@ -11,11 +11,12 @@ Layout under ``cache_dir``::
 Invalidation rules:
 
 * **Settings** (weights identity, backbone width, input convention, clip settings, decode
-  backend, feature code version) form the key of the folder: changing any of them selects
-  another folder, so *every* GIF is recomputed under the new settings (the old folder stays
-  and is reused if the settings come back; delete it to reclaim space). Compute details that
-  do not change what is computed (precision, batch size, workers, device) are recorded in the
-  shards but are not part of the key.
+  backend, compute dtype, feature code version) form the key of the folder: changing any of
+  them selects another folder, so *every* GIF is recomputed under the new settings (the old
+  folder stays and is reused if the settings come back; delete it to reclaim space). The
+  compute dtype (fp32 / bf16 / fp16) changes the features, so it is in the key; compute
+  details that do not change them beyond float rounding (memory layout, compilation, batch
+  size, workers, device) are recorded in the shards but are not part of the key.
 * **GIF contents**: features are stored by the SHA-256 of the GIF file's bytes, so only GIFs
   whose bytes changed (or are new) are recomputed; renamed/moved/duplicated files reuse their
   features. Hashing every file on every run would read the whole dataset, so the index keeps

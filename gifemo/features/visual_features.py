@@ -18,13 +18,15 @@
 
 A finished cache is reused in about the time it takes to stat the files and read the shards.
 On a GPU the defaults are bf16 autocast, ``channels_last_3d`` and pinned memory;
-``torch.compile`` is opt-in. On CPU the default is fp32.
+``torch.compile`` is opt-in. On CPU the default is fp32. The compute dtype is part of the
+cache key (fp32 and bf16 features are separate entries, :func:`compute_dtype`).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,7 +110,8 @@ class DecodeConfig(_Config):
 
 @dataclass(frozen=True)
 class RunConfig(_Config):
-    """How to compute (not part of the cache key). ``None`` = choose by device."""
+    """How to compute (not part of the cache key, except the dtype that ``precision`` implies).
+    ``None`` = choose by device."""
 
     accelerator: str = "auto"
     devices: int | str = 1
@@ -162,12 +165,30 @@ def resolve_run(run: RunConfig) -> RunConfig:
         pin_memory=gpu if run.pin_memory is None else run.pin_memory)
 
 
-def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig) -> dict:
+def clip_cap(data_cap: int | None, backbone_cap: int | None) -> int | None:
+    """Clips kept per GIF: the smaller of the data's and the backbone's caps (None = no cap).
+    The backbone's cap is part of its ``identity()``, so the cache key covers both."""
+    caps = [int(c) for c in (data_cap, backbone_cap) if c is not None]
+    return min(caps) if caps else None
+
+
+def compute_dtype(precision: str | None) -> str:
+    """The dtype the backbone computes in under a Lightning ``precision``: ``bfloat16`` for
+    ``bf16-*``, ``float16`` for ``16-*``, else ``float32``. It changes the features (bf16
+    moves them by ~1e-5 in cosine, see benchmarks/extract.py), so it is part of the cache key;
+    layout, compilation and batch size are not (they move them by < 1e-12)."""
+    p = str(precision or "32-true")
+    return "bfloat16" if p.startswith("bf16") else "float16" if p.startswith("16") else "float32"
+
+
+def feature_settings(backbone: dict, clips: ClipConfig, decode: DecodeConfig,
+                     dtype: str = "float32") -> dict:
     """Everything that determines a GIF's feature besides its bytes (the cache key);
-    ``backbone`` is ``Backbone.identity()``."""
+    ``backbone`` is ``Backbone.identity()``, ``dtype`` the :func:`compute_dtype`."""
     return {"feature": "backbone features, mean over clips, L2-normalised",
             "code_version": FEATURE_CODE_VERSION, "backbone": dict(backbone),
-            "max_clips_per_gif": clips.max_clips_per_gif, "decode_backend": decode.backend}
+            "max_clips_per_gif": clips.max_clips_per_gif, "decode_backend": decode.backend,
+            "compute_dtype": dtype}
 
 
 # --------------------------------------------------------------------------- result
@@ -194,6 +215,10 @@ class FeatureTable:
         The cache key's settings.
     n_computed : int
         GIFs computed by this call (0 when the cache was complete).
+    precision : str
+        The Lightning precision the features were computed under (its dtype is in the key).
+    extract_s : float
+        Wall seconds this call spent computing features (0 when the cache was complete).
     """
 
     ids: list[str]
@@ -204,6 +229,8 @@ class FeatureTable:
     cache_dir: Path | None = None
     settings: dict = field(default_factory=dict)
     n_computed: int = 0
+    precision: str = "32-true"
+    extract_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- plan
@@ -256,7 +283,7 @@ def extract_features(dataset: GifDataset, work: list[int], describe: dict[int, d
     """
     run = resolve_run(run)
     dm = ClipDataModule(str(dataset.root), backend=decode.backend, clip_spec=backbone.clip_spec,
-                        max_clips_per_gif=clips.max_clips_per_gif,
+                        max_clips_per_gif=clip_cap(clips.max_clips_per_gif, backbone.max_clips),
                         clip_batch_size=run.clip_batch_size, num_workers=run.num_workers,
                         pin_memory=run.pin_memory, run_dir=None, **decode.limits())
     dm.dataset = dataset
@@ -318,7 +345,8 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
     identity = backbone.identity()
     _log.log(logging.WARNING if backbone.is_random else logging.INFO, "backbone %r: weights %s",
              backbone, identity["weights_id"])
-    settings = feature_settings(identity, ccfg, dcfg)
+    rcfg = resolve_run(rcfg)
+    settings = feature_settings(identity, ccfg, dcfg, compute_dtype(rcfg.precision))
     cache = FeatureCache(cache_dir, settings).create()
     index = cache.load_index()
     fingerprints, n_hashed = fingerprint_files(dataset.paths, cache.known_files(index))
@@ -328,14 +356,16 @@ def ensure_visual_features(manifest, cache_dir, backbone: Backbone, clips=None, 
     _log.info("feature cache %s: %d GIFs, %d hashed, %d to compute", cache.dir, len(dataset.ids),
               n_hashed, len(work))
     _barrier_if_distributed()  # every rank planned before any rank writes
-    n_computed = 0
+    n_computed, extract_s = 0, 0.0
     if work:
         describe = {i: {"sha256": fingerprints[i].sha256, "id": dataset.ids[i],
                         "path": str(dataset.paths[i])} for i in work}
+        t0 = time.perf_counter()
         n_computed = extract_features(dataset, work, describe, backbone, ccfg, dcfg, rcfg, cache)
+        extract_s = time.perf_counter() - t0
         contents = cache.scan()
     table = _assemble(dataset, fingerprints, contents, cache, identity, limits)
-    table.n_computed = n_computed
+    table.n_computed, table.precision, table.extract_s = n_computed, rcfg.precision, extract_s
     if _rank() == 0:
         _write_index(cache, dataset, fingerprints, contents, index, table, identity)
         _write_bad_files(table.bad, run_dir)

@@ -5,7 +5,9 @@ keys = its constructor arguments) and holds only settings until it is used, so a
 or a tags-only run never builds the network:
 
 - ``name``, ``clip_spec`` (:class:`~gifemo.data.clips.ClipSpec`: how GIFs are cut for it),
-  ``output_dim`` (the feature size);
+  ``output_dim`` (the feature size), ``max_clips`` (its own cap on clips per GIF, e.g. the
+  frames of a frame encoder, whose clips are single frames; None = none: stage 1 keeps the
+  smaller of it and the data's ``max_clips_per_gif``, evenly spaced);
 - ``identity()``: primitives that name the features it computes (backbone name, weights
   SHA-256 or the random seed, settings, clip spec). Feature-cache keys and checkpoints store
   it; :func:`same_backbone` compares two of them;
@@ -36,6 +38,7 @@ class Backbone(abc.ABC):
 
     name: str = ""
     clip_spec: ClipSpec = ClipSpec()
+    max_clips: int | None = None
 
     def __init__(self) -> None:
         self._network: nn.Module | None = None

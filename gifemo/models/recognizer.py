@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.tags import TagVocabulary
+from gifemo.models.backbone import describe_backbone, same_backbone
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.pooling import mean_l2
 from gifemo.models.tag_encoder import TagEncoder
@@ -100,12 +101,18 @@ class RecognizerBase(pl.LightningModule):
 
     def attach_backbone(self, backbone: Any) -> None:
         """Attach the frozen backbone (a :class:`~gifemo.models.backbone.Backbone`) used by
-        :meth:`score_gifs`; its output size must match the visual block."""
+        :meth:`score_gifs`; its output size must match the visual block, and a recognizer that
+        knows its features' backbone (``backbone_info``: trained, or loaded from a checkpoint)
+        refuses another one (name, weights, settings or clip spec differ), naming both."""
         if self.layout.uses_visual and backbone.output_dim != self.layout.visual_dim:
             raise ValueError(f"backbone outputs {backbone.output_dim} features, the recognizer "
                              f"was trained on {self.layout.visual_dim}")
+        found = backbone.identity()
+        if self.backbone_info and not same_backbone(found, self.backbone_info):
+            raise ValueError(f"backbone {describe_backbone(found)} differs from the one the "
+                             f"recognizer was trained on, {describe_backbone(self.backbone_info)}")
         self.backbone = backbone
-        self.backbone_info = dict(backbone.identity())
+        self.backbone_info = dict(found)
 
     @torch.no_grad()
     def embed_clips(self, clips_list: Sequence[Tensor]) -> np.ndarray:
