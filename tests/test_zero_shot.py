@@ -65,7 +65,7 @@ def test_image_text_zero_shot_uses_the_backbones_text_tower_and_combines():
     visual = np.array([[0.0, 1, 0], [1, 0, 0], [0.6, 0.8, 0]])
     s = image_text_scores(visual, bb, ["fear", "joy"], "name")
     np.testing.assert_allclose(s, [[1, 0], [0, 1], [0.8, 0.6]], atol=1e-12)
-    assert bb.calls == [["fear"], ["joy"]]
+    assert bb.calls == [["fear", "joy"]]                   # one text-tower call
     with pytest.raises(TypeError, match="encode_text"):
         image_text_scores(visual, object(), ["fear"])
     tags = np.array([[0.1], [0.3], [0.2]])
@@ -83,3 +83,13 @@ def test_real_model_prefers_the_matching_tags(sentence_encoder):
                                           ["screaming", "terrified"], ["old photos", "childhood"]])
     s = tag_scores(rows, sentence_encoder, ["sadness", "amusement", "fear", "nostalgia"])
     assert list(s.argmax(axis=0)) == [0, 1, 2, 3]
+
+
+def test_prompt_matrix_equals_one_prompt_vector_per_emotion():
+    from gifemo.models.zero_shot import prompt_matrix
+
+    emb = TableEmbedder({"joy": [1, 0, 0], "glad": [0, 1, 0], "fear": [0, 2, 1]})
+    syn = {"joy": ["glad"]}
+    M = prompt_matrix(emb, ["joy", "fear", "awe"], "words", syn)
+    for row, e in zip(M, ["joy", "fear", "awe"]):
+        np.testing.assert_allclose(row, prompt_vector(emb, e, "words", syn), atol=1e-12)

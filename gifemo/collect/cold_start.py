@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gifemo.collect.scoring import DEFAULT_RERANK_RHO, refit_scores, zero_shot_prior
-from gifemo.models.zero_shot import prompt_vector, standardize, tag_scores
+from gifemo.models.zero_shot import prompt_matrix, standardize, tag_scores
 
 MIX_TEMPERATURE = 0.05
 """Softmax temperature over the prompt cosines of the other emotions, strategy (d)."""
@@ -138,7 +138,7 @@ def cold_start_orders(tag_rows: np.ndarray, encoder, emotion: str, labels: np.nd
 
 def emotion_prompt_matrix(encoder, emotions: Sequence[str], variant: str = "synonyms") -> np.ndarray:
     """[T, D] prompt vectors of ``emotions``."""
-    return np.stack([prompt_vector(encoder, e, variant) for e in emotions])
+    return prompt_matrix(encoder, emotions, variant)
 
 
 def format_table(replays: Sequence[EmotionReplay]) -> str:

@@ -184,6 +184,7 @@ class SentenceTagEncoder(nn.Module):
         self.__dict__["_st"] = None           # outside the module tree: no state dict, no .to()
         self._identity: dict | None = None
         self.memo: dict[str, np.ndarray] = {}
+        self._text_memo: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ the model
     @property
@@ -222,22 +223,30 @@ class SentenceTagEncoder(nn.Module):
 
     # ------------------------------------------------------------------ encoding
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``[n, D]`` unit rows: the model's own ``encode(normalize_embeddings=True)``.
-        Not memoised (prompts, sentences); tags go through :meth:`embed_tags`."""
+        """float32 ``[n, D]`` unit rows: the model's own ``encode(normalize_embeddings=True)``
+        of each text as given (prompts, sentences; memoised per text); tags go through
+        :meth:`embed_tags`."""
         texts = [str(t) for t in texts]
+        missing = list(dict.fromkeys(t for t in texts if t not in self._text_memo))
+        if missing:
+            out = self.sentence_model.encode(missing, batch_size=self.batch_size,
+                                             convert_to_numpy=True, normalize_embeddings=True,
+                                             show_progress_bar=False)
+            out = np.asarray(out, dtype=np.float32).reshape(len(missing), -1)
+            self._text_memo.update(zip(missing, out))
         if not texts:
             return np.zeros((0, self.output_dim), dtype=np.float32)
-        out = self.sentence_model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                         normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+        return np.stack([self._text_memo[t] for t in texts])
 
     def embed_tags(self, tags: Iterable[str]) -> dict[str, np.ndarray]:
         """Unit vector of every distinct normalised tag, from the memo or newly encoded."""
         wanted = unique_tags(tags)
         missing = [t for t in wanted if t not in self.memo]
         if missing:
-            for t, v in zip(missing, self.encode_text(missing)):
-                self.memo[t] = v
+            for t, v in zip(missing, self.sentence_model.encode(
+                    missing, batch_size=self.batch_size, convert_to_numpy=True,
+                    normalize_embeddings=True, show_progress_bar=False)):
+                self.memo[t] = np.asarray(v, dtype=np.float32)
         return {t: self.memo[t] for t in wanted}
 
     def encode_numpy(self, tag_lists: Iterable[Iterable[str]]) -> np.ndarray:

@@ -91,6 +91,21 @@ def prompt_vector(embedder: TextEmbedder, emotion: str, variant: str = "synonyms
     return m / max(float(np.linalg.norm(m)), 1e-12)
 
 
+def prompt_matrix(embedder: TextEmbedder, emotions: Sequence[str], variant: str = "synonyms",
+                  synonyms: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
+    """float64 [T, D]: :func:`prompt_vector` of each emotion, all prompts embedded in one call."""
+    prompts = [emotion_prompts(e, variant, synonyms) for e in emotions]
+    flat = [p for ps in prompts for p in ps]
+    E = np.asarray(embedder.encode_text(flat), np.float64)
+    E = E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    out, i = [], 0
+    for ps in prompts:
+        m = E[i:i + len(ps)].mean(axis=0)
+        out.append(m / max(float(np.linalg.norm(m)), 1e-12))
+        i += len(ps)
+    return np.stack(out)
+
+
 def cosine_scores(rows: np.ndarray, embedder: TextEmbedder, emotions: Sequence[str],
                   variant: str = "synonyms",
                   synonyms: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
@@ -99,7 +114,7 @@ def cosine_scores(rows: np.ndarray, embedder: TextEmbedder, emotions: Sequence[s
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2:
         raise ValueError(f"rows must be [N, D], got {rows.shape}")
-    P = np.stack([prompt_vector(embedder, e, variant, synonyms) for e in emotions], axis=1)
+    P = prompt_matrix(embedder, emotions, variant, synonyms).T
     if P.shape[0] != rows.shape[1]:
         raise ValueError(f"rows have {rows.shape[1]} dims, the prompt embeddings {P.shape[0]}: "
                          f"they come from different models")
