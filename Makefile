@@ -14,7 +14,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_PINS)
-	$(BIN)/pip install --quiet -e ".[dev,collect,sweep,clip]"
+	$(BIN)/pip install --quiet -e ".[dev,collect,sweep,clip,text]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -14,6 +14,9 @@ None, lists, dicts), so it loads with ``torch.load(path, weights_only=True)``:
 ``features``          layout (group, visual_dim, tag_dim, order) and the normalisation of each
                       block (visual: fc6 mean over clips, L2; tags: counts, L2)
 ``vocabulary``        ``TagVocabulary.to_dict()`` (None without tags)
+``text_encoder``      ``SentenceTagEncoder.to_dict()``: the sentence model's name and identity
+                      (size, weights digest, pooling rule), not its weights; None without a
+                      text block
 ``clips``, ``decode`` clips per GIF (the geometry is the backbone's clip spec) and decoder settings
 ``feature_precision`` Lightning precision the visual features were computed under (its dtype
                       is part of the feature-cache key; ranking uses it unless told otherwise)
@@ -41,11 +44,13 @@ from gifemo.data.tags import TagVocabulary
 from gifemo.models import gp_recognizer, linear_recognizer  # noqa: F401  (register the kinds)
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.recognizer import RECOGNIZERS, RecognizerBase
+from gifemo.models.text_encoder import POOLING, SentenceTagEncoder
 from gifemo.plain_config import to_plain
 
 FORMAT = "gifemo.checkpoint/2"
 VISUAL_NORMALISATION = "C3D fc6 (after ReLU), mean over clips, L2-normalised"
 TAGS_NORMALISATION = "tag counts over the vocabulary, L2-normalised (zero row if none)"
+TEXT_NORMALISATION = POOLING
 
 
 class CheckpointError(ValueError):
@@ -106,8 +111,10 @@ def checkpoint_dict(model: RecognizerBase, *, backbone_config: Mapping | None = 
         "emotions": list(model.emotions),
         "features": {**layout.to_dict(),
                      "visual_normalisation": VISUAL_NORMALISATION if layout.uses_visual else None,
-                     "tags_normalisation": TAGS_NORMALISATION if layout.uses_tags else None},
+                     "tags_normalisation": TAGS_NORMALISATION if layout.uses_tags else None,
+                     "text_normalisation": TEXT_NORMALISATION if layout.uses_text else None},
         "vocabulary": None if model.vocabulary is None else model.vocabulary.to_dict(),
+        "text_encoder": _text_encoder_record(model),
         "clips": dict(clips) if clips is not None else {"max_clips_per_gif": None},
         "decode": dict(decode) if decode is not None else {"backend": "pyav"},
         "feature_precision": precision,
@@ -118,6 +125,15 @@ def checkpoint_dict(model: RecognizerBase, *, backbone_config: Mapping | None = 
         "fit": _fit_record(model),
     }
     return to_primitive(ckpt)
+
+
+def _text_encoder_record(model: RecognizerBase) -> dict | None:
+    if not model.layout.uses_text:
+        return None
+    if model.text_encoder is None:
+        raise ValueError("the model uses text tag features but has no text encoder (whose "
+                         "identity the checkpoint must carry)")
+    return model.text_encoder.to_dict()
 
 
 def _fit_record(model: RecognizerBase) -> dict | None:
@@ -158,8 +174,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkpoint>") -> RecognizerBase:
-    """Rebuild the recognizer of a loaded checkpoint dict (no backbone attached)."""
+def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkpoint>",
+                               text_model: str | None = None) -> RecognizerBase:
+    """Rebuild the recognizer of a loaded checkpoint dict (no backbone attached). A text block's
+    encoder is attached from the stored description (``text_model`` replaces the stored model
+    name); the sentence model is loaded, and its weights checked, on first use."""
     layout = FeatureLayout.from_dict(ckpt["features"])
     vocab = None if ckpt.get("vocabulary") is None else TagVocabulary.from_dict(ckpt["vocabulary"])
     kind = ckpt["model_kind"]
@@ -169,6 +188,12 @@ def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkp
         model = RECOGNIZERS[kind](**dict(ckpt["hyperparameters"]), layout=layout,
                                   vocabulary=vocab, emotions=ckpt["emotions"])
         model.load_head_state(ckpt["head"])
+        if layout.uses_text:
+            if not ckpt.get("text_encoder"):
+                raise CheckpointError(path, "the model uses text tag features but the checkpoint "
+                                            "records no text encoder")
+            model.attach_text_encoder(SentenceTagEncoder.from_dict(dict(ckpt["text_encoder"]),
+                                                                   model=text_model))
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError) as e:
@@ -178,10 +203,11 @@ def recognizer_from_checkpoint(ckpt: Mapping, path: str | os.PathLike = "<checkp
     return model
 
 
-def load_recognizer(path: str | os.PathLike) -> tuple[RecognizerBase, dict]:
+def load_recognizer(path: str | os.PathLike,
+                    text_model: str | None = None) -> tuple[RecognizerBase, dict]:
     """(recognizer, checkpoint dict) from a checkpoint file."""
     ckpt = load_checkpoint(path)
-    return recognizer_from_checkpoint(ckpt, path), ckpt
+    return recognizer_from_checkpoint(ckpt, path, text_model), ckpt
 
 
 def finite_metrics(metrics: Mapping) -> dict:

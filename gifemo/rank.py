@@ -4,8 +4,12 @@
 ``*.gif`` files, searched recursively, or a dataset folder / ``manifest.csv`` whose tags are
 then used), computes their features exactly as in training — the same C3D weights (checked
 by SHA-256), width, input convention, clip cutting and decoder through the same feature
-pipeline (:func:`gifemo.features.ensure_visual_features`), and the saved tag vocabulary —
-scores every emotion, and writes a ranked CSV.
+pipeline (:func:`gifemo.features.ensure_visual_features`), the saved tag vocabulary and the
+same sentence model for text tag features (its weights digest checked) — scores every
+emotion, and writes a ranked CSV.
+
+:func:`rank_zero_shot` needs no checkpoint: it scores candidates for any emotion name from
+their tags alone (:mod:`gifemo.models.zero_shot`).
 
 The backbone is rebuilt from the checkpoint's weights identity: random weights from the
 stored seed and width; a weights file from ``weights=`` (``--weights``) or the stored path.
@@ -31,6 +35,7 @@ from gifemo.checkpoint import load_recognizer
 from gifemo.data.manifest import MANIFEST, GifDataset, load_dataset
 from gifemo.models.backbone import Backbone, describe_backbone, same_backbone
 from gifemo.models.recognizer import RecognizerBase
+from gifemo.models.text_encoder import TextModelError
 
 _log = logging.getLogger(__name__)
 
@@ -129,7 +134,8 @@ def resolve_backbone(stored: dict, weights: str | None = None,
 def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
               weights: str | None = None, out_csv: str | os.PathLike | None = None,
               emotion: str | None = None, run_dir: str | os.PathLike | None = None,
-              cache_dir: str | os.PathLike | None = None, run: dict | None = None) -> RankResult:
+              cache_dir: str | os.PathLike | None = None, run: dict | None = None,
+              text_model: str | None = None) -> RankResult:
     """Score every candidate GIF of ``source`` for every emotion with ``checkpoint``.
 
     Parameters
@@ -152,8 +158,11 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
         Feature cache to use (default: a temporary one, removed afterwards).
     run : dict, optional
         :class:`gifemo.features.RunConfig` fields (accelerator, batch size, workers ...).
+    text_model : str, optional
+        The sentence model for text tag features (default: the name the checkpoint stores);
+        its weights must be the checkpoint's.
     """
-    model, ckpt = load_recognizer(checkpoint)
+    model, ckpt = load_recognizer(checkpoint, text_model)
     emotions = list(model.emotions)
     if emotion is not None and emotion not in emotions:
         raise RankError(f"unknown emotion {emotion!r}; choose one of {emotions}")
@@ -166,10 +175,14 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
         bb = resolve_backbone(ckpt.get("backbone") or {}, weights, str(checkpoint))
         visual, rows, bad = _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run)
     tag_lists = [dataset.tags[i] for i in rows]
-    if model.layout.uses_tags and not any(tag_lists):
+    uses_tags = model.layout.uses_tags or model.layout.uses_text
+    if uses_tags and not any(tag_lists):
         _log.warning("the model uses tag features but the candidates have no tags (a plain "
                      "folder has none: give a manifest.csv with a tags column)")
-    scores = score_features(model, visual, tag_lists if model.layout.uses_tags else None)
+    try:
+        scores = score_features(model, visual, tag_lists if uses_tags else None)
+    except TextModelError as e:
+        raise RankError(str(e)) from None
     result = RankResult(ids=[dataset.ids[i] for i in rows], paths=[str(dataset.paths[i]) for i in rows],
                         scores=scores, emotions=emotions, bad=bad, n_candidates=len(dataset))
     if out_csv is not None:
@@ -178,6 +191,41 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
         where = f"; listed in {Path(run_dir) / 'bad_files.csv'}" if run_dir else ""
         _log.warning("%d of %d GIF(s) could not be decoded and were skipped%s", len(bad),
                      len(dataset), where)
+    return result
+
+
+def rank_zero_shot(source: str | os.PathLike, emotions: str | list[str], *,
+                   text_model: str = "default", variant: str = "synonyms",
+                   out_csv: str | os.PathLike | None = None,
+                   cache_dir: str | os.PathLike | None = None) -> RankResult:
+    """Score the candidates of ``source`` for ``emotions`` (any names) with no checkpoint: the
+    cosine between each GIF's pooled tag embedding and the emotion's prompts
+    (:func:`gifemo.models.zero_shot.tag_scores`). A GIF without tags scores 0."""
+    from gifemo.features.text_cache import embed_tag_lists
+    from gifemo.models.text_encoder import SentenceTagEncoder
+    from gifemo.models.zero_shot import tag_scores
+
+    emotions = [emotions] if isinstance(emotions, str) else list(emotions)
+    emotions = [" ".join(str(e).split()).lower() for e in emotions]
+    if not emotions or not all(emotions):
+        raise RankError("give an emotion name to rank for")
+    dataset = discover_candidates(source)
+    if not any(dataset.tags):
+        raise RankError(f"{source}: the candidates have no tags, and zero-shot ranking reads "
+                        f"tags (give a dataset folder or manifest.csv with a tags column)")
+    n_untagged = sum(1 for t in dataset.tags if not t)
+    if n_untagged:
+        _log.warning("%d of %d candidates have no tags: they score 0", n_untagged, len(dataset))
+    enc = SentenceTagEncoder(text_model)
+    try:
+        rows = embed_tag_lists(enc, dataset.tags, cache_dir)
+        scores = tag_scores(rows, enc, emotions, variant).astype(np.float32)
+    except TextModelError as e:
+        raise RankError(str(e)) from None
+    result = RankResult(ids=list(dataset.ids), paths=[str(p) for p in dataset.paths],
+                        scores=scores, emotions=emotions, n_candidates=len(dataset))
+    if out_csv is not None:
+        result.csv_path = write_ranked_csv(result, out_csv, emotions[0])
     return result
 
 

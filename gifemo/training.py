@@ -32,7 +32,9 @@ from gifemo.data.prepare import prepare_dataset
 from gifemo.data.splits import make_split
 from gifemo.eval.callbacks import PRMetricsCallback
 from gifemo.features.assemble import FeatureData, assemble_features
+from gifemo.models.layout import FEATURE_GROUPS
 from gifemo.models.recognizer import RecognizerBase
+from gifemo.models.text_encoder import DEFAULT_MODEL, SentenceTagEncoder
 from gifemo.models.selection import cv_trace_rho, select_k, select_regularisation
 from gifemo.plain_config import to_plain
 
@@ -66,6 +68,15 @@ def dataset_of(data_cfg: DictConfig):
                            labels=str(d.get("labels", "trueskill")))
 
 
+def text_encoder_of(features_cfg: DictConfig) -> SentenceTagEncoder | None:
+    """The sentence-embedding tag encoder of a feature group with a text block (else None):
+    ``features.text_model`` (``default``: the packaged all-MiniLM-L6-v2, else its hub name)."""
+    if "text" not in FEATURE_GROUPS.get(str(features_cfg.group), ()):
+        return None
+    return SentenceTagEncoder(str(features_cfg.get("text_model", DEFAULT_MODEL)),
+                              device=str(features_cfg.get("text_device", "cpu")))
+
+
 def build_model(model_cfg: DictConfig, feats: FeatureData) -> RecognizerBase:
     """The recognizer of ``cfg.model`` with the runtime layout, vocabulary and backbone identity
     (passed to the partial: Hydra would turn these objects into configs)."""
@@ -74,6 +85,8 @@ def build_model(model_cfg: DictConfig, feats: FeatureData) -> RecognizerBase:
     if not isinstance(model, RecognizerBase):
         raise ConfigError(f"model._target_ must build a gifemo recognizer, got {type(model).__name__}")
     model.backbone_info = feats.backbone
+    if feats.text_encoder is not None:
+        model.attach_text_encoder(feats.text_encoder)
     return model
 
 
@@ -109,8 +122,8 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
         tag_min_fraction=float(cfg.features.tag_min_fraction),
         backbone=instantiate(bb_cfg) if visual else None, cache_dir=str(cfg.features.cache_dir),
         max_clips_per_gif=d.get("max_clips_per_gif"), decode=to_plain(d.decode),
-        run=to_plain(cfg.extract), run_dir=run_dir,
-        visual_file=visual_file)
+        run=to_plain(cfg.extract), run_dir=run_dir, visual_file=visual_file,
+        text_encoder=text_encoder_of(cfg.features))
     r = feats.rows
     masks = {"train": fit_mask[r], "test": split.test[r]}
     if val_fold is not None:

@@ -4,6 +4,7 @@ Small sets (features through the feature cache, one process, one CSV)::
 
     python scripts/rank.py CHECKPOINT GIF_DIR_OR_MANIFEST [--emotion E] [--top 20]
                            [--out ranked.csv] [--weights PATH] [--cache-dir DIR]
+    python scripts/rank.py --zero-shot EMOTION DATASET_DIR_OR_MANIFEST [--top 20] [--out ...]
 
 Millions of candidates (a streaming, resumable job; see docs/ranking_at_scale.md)::
 
@@ -19,8 +20,10 @@ rerun of the same command resume. ``--devices N`` starts N processes (DDP); unde
 SLURM pass the processes per node as ``--devices`` and the node count as ``--num-nodes``.
 
 Features are computed with the checkpoint's backbone (its weights are hash-checked: a
-different file is refused), clip settings and tag vocabulary; every emotion is scored.
-Undecodable GIFs are skipped and listed in bad_files.csv.
+different file is refused), clip settings, tag vocabulary and text model; every emotion is
+scored. Undecodable GIFs are skipped and listed in bad_files.csv beside the output.
+With ``--zero-shot`` no checkpoint is read: the candidates' tags are embedded by a sentence
+model and compared with the emotion's prompts (any emotion name; gifemo.models.zero_shot).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import logging
 import sys
 
 from gifemo.checkpoint import CheckpointError
-from gifemo.rank import RankError, format_top, rank_gifs
+from gifemo.rank import RankError, format_top, rank_gifs, rank_zero_shot
 
 JOB_FLAGS = ("paths", "top_k", "devices", "num_nodes", "shard_size", "keep_scores",
              "keep_features", "merge_only")
@@ -37,11 +40,16 @@ JOB_FLAGS = ("paths", "top_k", "devices", "num_nodes", "shard_size", "keep_score
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="checkpoint.pt written by train.py")
-    p.add_argument("source", nargs="?", default=None,
-                   help="folder of GIFs (recursive), or dataset folder / manifest.csv")
+    p.add_argument("positional", nargs="*", metavar="[CHECKPOINT] [SOURCE]",
+                   help="checkpoint.pt written by train.py (not with --zero-shot), then a folder "
+                        "of GIFs (recursive) or a dataset folder / manifest.csv")
     p.add_argument("--emotion", default=None,
                    help="sort by this emotion (default: print all); job mode: an emotion or 'all'")
+    p.add_argument("--zero-shot", default=None, metavar="EMOTION",
+                   help="rank for this emotion (any name) from the tags alone, no checkpoint")
+    p.add_argument("--text-model", default=None,
+                   help="sentence model for text tag features / zero-shot (default: the "
+                        "checkpoint's; for --zero-shot the packaged all-MiniLM-L6-v2)")
     p.add_argument("--top", type=int, default=20, help="how many to print (default: 20)")
     p.add_argument("--out", default=None,
                    help="ranked CSV (default: ranked.csv); job mode: the job folder (default: rank_job)")
@@ -66,7 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="also keep every candidate's features (float16) in the shard files")
     job.add_argument("--merge-only", action="store_true",
                      help="only merge the finished shard files of the job folder --out")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.zero_shot:
+        if len(a.positional) != 1 or is_job(a):
+            p.error("--zero-shot takes one SOURCE (no checkpoint, no job options)")
+        a.checkpoint, a.source = None, a.positional[0]
+    elif len(a.positional) in (1, 2):
+        a.checkpoint, a.source = a.positional[0], (a.positional[1:] or [None])[0]
+    else:
+        p.error("give CHECKPOINT SOURCE (or CHECKPOINT --paths FILE, or --zero-shot EMOTION SOURCE)")
+    return a
 
 
 def is_job(a: argparse.Namespace) -> bool:
@@ -77,6 +94,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
     try:
+        if a.zero_shot:
+            return run_zero_shot(a)
         return run_job(a) if is_job(a) else run_small(a)
     except (RankError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -89,8 +108,20 @@ def run_small(a: argparse.Namespace) -> int:
     run = {"accelerator": a.accelerator, "clip_batch_size": a.clip_batch_size,
            "num_workers": a.num_workers, "progress": not a.no_progress}
     result = rank_gifs(a.checkpoint, a.source, weights=a.weights, out_csv=a.out or "ranked.csv",
-                       emotion=a.emotion, cache_dir=a.cache_dir, run=run)
+                       emotion=a.emotion, cache_dir=a.cache_dir, run=run, text_model=a.text_model)
     print(format_top(result, a.emotion, a.top))
+    return _report(result)
+
+
+def run_zero_shot(a: argparse.Namespace) -> int:
+    result = rank_zero_shot(a.source, a.zero_shot, text_model=a.text_model or "default",
+                            out_csv=a.out or "ranked.csv", cache_dir=a.cache_dir)
+    print(f"zero-shot (tags vs prompts for {result.emotions[0]!r}; no checkpoint)")
+    print(format_top(result, result.emotions[0], a.top))
+    return _report(result)
+
+
+def _report(result) -> int:
     print(f"{len(result.ids)} of {result.n_candidates} GIFs ranked -> {result.csv_path}")
     if result.bad:
         print(f"{len(result.bad)} bad GIF(s) skipped; see "

@@ -1,6 +1,6 @@
 """Reproduce the paper's evaluation as one report folder (Tables 1, 2, 4; Figures 6-10).
 
-    python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...]
+    python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...] [--text-rows]
                                 [train.py overrides, e.g. data=demo backbone.weights=...]
 
 Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.paper.reproduce and
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from gifemo.paper.report import reproduce
-from gifemo.paper.reproduce import hydra_composer, load_settings
+from gifemo.paper.reproduce import TAG_FEATURE_ROWS, hydra_composer, load_settings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -22,10 +22,15 @@ def main(argv=None) -> Path:
     ap.add_argument("--setting", default="quick", help="a setting of conf/reproduce.yaml (quick | full)")
     ap.add_argument("--out", default=None, help="report folder (default outputs/reproduce/<setting>_<time>)")
     ap.add_argument("--seeds", default=None, help="comma-separated test-split seeds (default: the setting's)")
+    ap.add_argument("--text-rows", action="store_true",
+                    help="also the lasso / trace-norm / clustered-MTL rows with text-embedded tags "
+                         "and with both tag features (beyond the paper; an extra table)")
     ap.add_argument("overrides", nargs="*", help="train.py overrides applied to every run")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     settings = load_settings(CONF / "reproduce.yaml", args.setting)
+    if args.text_rows:
+        settings["tag_feature_rows"] = list(TAG_FEATURE_ROWS)
     out = Path(args.out or f"outputs/reproduce/{args.setting}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     t0 = time.perf_counter()
     _, report = reproduce(hydra_composer(CONF), settings, out, args.overrides,

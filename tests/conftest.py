@@ -116,3 +116,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def require_text_model() -> None:
+    """Skip on a developer machine without the ``text`` extra; under ``CI=true`` (which installs
+    it) a missing sentence-transformers or packaged model is a failure, never a skip."""
+    import importlib.util
+
+    missing = [m for m in ("sentence_transformers", "all_minilm_l6_v2")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        reason = (f"{', '.join(missing)} not installed (pip install -e '.[text]')")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sentence_encoder():
+    """The default sentence-embedding tag encoder (packaged all-MiniLM-L6-v2), loaded once."""
+    require_text_model()
+    from gifemo.models.text_encoder import SentenceTagEncoder
+
+    enc = SentenceTagEncoder()
+    enc.identity()          # load now (about 10 s on the 2 cores), once per session
+    return enc

@@ -16,7 +16,8 @@ from gifemo.features.assemble import FeatureData
 from gifemo.models.gp_recognizer import GPRecognizer
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.linear_recognizer import LinearRecognizer
-from gifemo.training import build_model
+from gifemo.models.text_encoder import SentenceTagEncoder
+from gifemo.training import build_model, text_encoder_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -25,16 +26,20 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def _feats(group="visual_tags", dv=8, dt=3) -> FeatureData:
+def _feats(group="visual_tags", dv=8, dt=3, dx=5) -> FeatureData:
     vocab = TagVocabulary(tags=["happy", "sad", "angry"][:dt])
-    layout = FeatureLayout(group, dv if "visual" in group else 0, dt if "tags" in group else 0)
+    layout = FeatureLayout(group, dv if "visual" in group else 0, dt if "tags" in group else 0,
+                           dx if "text" in group else 0)
+    text = SentenceTagEncoder("unloaded", expected={"dim": dx, "weights_id": "x"})
     return FeatureData(rows=np.arange(4), X=np.zeros((4, layout.dim), np.float32), layout=layout,
-                       vocabulary=vocab if layout.uses_tags else None, backbone=None, bad=[])
+                       vocabulary=vocab if layout.uses_tags else None, backbone=None, bad=[],
+                       text_encoder=text if layout.uses_text else None)
 
 
 def test_groups_exist_as_designed():
     assert set(_options("model")) >= {"lasso", "trace_norm", "clustered_mtl", "gp", "ridge", "none"}
-    assert set(_options("features")) == {"visual", "tags", "visual_tags"}
+    assert set(_options("features")) == {"visual", "tags", "visual_tags", "text", "visual_text",
+                                         "visual_tags_text"}
     assert set(_options("data")) >= {"demo", "gifgif"}
     assert set(_options("logger")) >= {"wandb", "csv", "none"}
 
@@ -60,6 +65,9 @@ def test_feature_groups(compose_cfg, tmp_path, features):
     assert cfg.features.group == features
     m = build_model(cfg.model, _feats(features))
     assert m.layout.group == features
+    assert (m.text_encoder is not None) == ("text" in features)
+    if "text" in features:
+        assert text_encoder_of(cfg.features).model_name == cfg.features.text_model == "default"
 
 
 def test_sweep_keys_must_exist_in_the_selected_model(compose_cfg, tmp_path):

@@ -45,6 +45,7 @@ def quick_report(session_root, compose_cfg, tmp_path_factory):
     mo["trace_norm"] = ["select_rho=false", "model.penalty.rho=30.0", "model.tol=1.0e-2"]
     mo["clustered_mtl"] = ["select_rho=false", "model.penalty.rho1=10.0", "model.penalty.rho2=1.0",
                            "model.tol=1.0e-2", "select_k_trace_rho=30.0"]
+    settings["tag_feature_rows"] = ["text_lasso"]     # beyond the paper: one extra row
     rep, report = reproduce(lambda ov: compose_cfg(out / "unused", ov), settings, out,
                             seeds=[0, 1])
     return rep, report, out
@@ -71,6 +72,10 @@ def test_every_file_is_written_and_pngs_are_valid(quick_report):
         if name.endswith(".png"):
             assert f"]({name})" in text, f"report.md does not link {name}"
     assert "scikit-learn" in text and "torch" in text  # software versions
+    assert "## Beyond the paper" in text and (out / "table2_tag_features.csv").is_file()
+    beyond = _read(out / "table2_tag_features.csv")
+    assert [r["model"] for r in beyond] == ["visual_tag_lasso"]
+    assert math.isfinite(float(beyond[0]["text_pr_auc_mean"])) and beyond[0]["tags_text_n_seeds"] == ""
 
 
 @pytest.mark.slow
@@ -86,7 +91,7 @@ def test_table2_parses_with_every_method_and_finite_values(quick_report):
         assert 0 < float(r["pr_auc_mean"]) <= 1
         assert float(r["paper_pr_auc"]) == PAPER_TABLE2[r["method"]][2]
     per_seed = _read(out / "table2_per_seed.csv")
-    assert len(per_seed) == 2 * len(PAPER_TABLE2)
+    assert len(per_seed) == 2 * (len(PAPER_TABLE2) + 1)          # + the text_lasso row
     # the mean in table2.csv is the mean of the per-seed values
     for r in rows:
         for col in ("pr_auc", "n_tilde"):
@@ -206,3 +211,30 @@ def test_orderings_and_overrides():
         run_overrides("svm", 0, Path("/r"), [])
     with pytest.raises(ValueError, match="unknown setting"):
         load_settings(CONF / "reproduce.yaml", "huge")
+
+
+def test_tag_feature_rows_rerun_the_paper_rows_with_text_tags():
+    from types import SimpleNamespace
+
+    from gifemo.paper.report import tag_feature_markdown, tag_feature_rows
+    from gifemo.paper.reproduce import TAG_FEATURE_ROWS, Reproduction, row_label
+
+    ov = run_overrides("text_clustered_mtl", 1, Path("/r"), ["data=demo", "features=tags"], ["a=1"])
+    assert ov == ["experiment=table2_clustered_mtl", "data=demo", "features=tags", "a=1",
+                  "features=visual_text", "seed=1", "paths.output_dir=/r"]   # the last one wins
+    assert row_label("tags_text_lasso") == "Lasso (visual + tags + text tags)"
+    assert {b for b, _, _ in TAG_FEATURE_ROWS.values()} <= set(PAPER_TABLE2)
+
+    def run(m, seed, auc):
+        return SimpleNamespace(method=m, seed=seed, pr_auc=auc, n_tilde=1000.0 / auc)
+
+    runs = [run("trace_norm", 0, 0.5), run("trace_norm", 1, 0.7),
+            run("text_trace_norm", 0, 0.6), run("text_trace_norm", 1, 0.6),
+            run("tags_text_trace_norm", 0, 0.8)]
+    rows = tag_feature_rows(Reproduction(runs=runs, dataset=None))
+    assert len(rows) == 1 and rows[0]["model"] == "trace_norm"
+    assert rows[0]["tags_pr_auc_mean"] == pytest.approx(0.6)
+    assert rows[0]["tags_pr_auc_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert rows[0]["text_pr_auc_std"] == 0.0 and rows[0]["tags_text_n_seeds"] == 1
+    md = tag_feature_markdown(rows)
+    assert "| Trace norm | 0.600 ± 0.141" in md and "0.800 ± 0.000 (Ñ 1,250 ± 0)" in md

@@ -21,7 +21,9 @@ write — read-only, full, locked —; nothing is stored by a request that fails
     GET  /api/campaigns                                     list with progress
     POST /api/campaigns                 (admin)             create: name, emotion, candidates,
                                                             checkpoint, target_np[, features,
-                                                            weights, rerank_every, rerank_rho]
+                                                            weights, rerank_every, rerank_rho];
+                                                            or zero_shot: true[, text_model] and
+                                                            no checkpoint (any emotion name)
     GET  /api/campaigns/{id}                                progress, agreement, replay, re-ranks
     GET  /api/campaigns/{id}/next                           next candidate for me (or done)
     POST /api/campaigns/{id}/judgements {"gif_id", "answer": yes|no|skip}  for the GIF ``next`` gave me
@@ -136,12 +138,14 @@ class CampaignIn(Body):
     name: Text
     emotion: Text
     candidates: Text
-    checkpoint: Text
+    checkpoint: Text | None = None
     target_np: SqlInt
     features: Text | None = None
     weights: Text | None = None
     rerank_every: SqlInt | None = None
     rerank_rho: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    zero_shot: bool = False
+    text_model: Text = "default"
 
 
 class ReopenIn(Body):

@@ -1,6 +1,8 @@
-"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint.
+"""Campaigns: an emotion, a candidate pool, a target Np and a checkpoint (or zero-shot scores).
 
 Creating a campaign scores every candidate once with the checkpoint (:mod:`gifemo.collect.scoring`),
+or, for a zero-shot campaign (``zero_shot=True``, any emotion name, no checkpoint), from the
+candidates' tags against the emotion's prompts;
 stores the ranked order in the database (``rank0`` = the checkpoint's order, kept for replay;
 ``rank`` = the order now used, changed by re-ranking) and caches the candidates' feature matrix
 beside the database (``<data_root>/campaigns/<id>/features.npy``) so re-ranking never re-extracts.
@@ -32,13 +34,14 @@ from gifemo.collect.db import now, transaction
 from gifemo.collect.errors import Conflict, InvalidInput, NotFound
 from gifemo.collect.pool import load_pool
 from gifemo.collect.replay import replay
-from gifemo.collect.scoring import DEFAULT_RERANK_RHO, score_pool
+from gifemo.collect.scoring import DEFAULT_RERANK_RHO, ZERO_SHOT, score_pool, score_pool_zero_shot
 from gifemo.data.emotions import EMOTIONS
 
 FEATURES_FILE = "features.npy"
 CAMPAIGNS_DIR = "campaigns"
 MAX_SQL_INT = 2**63 - 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EMOTION_NAME = re.compile(r"^[A-Za-z][A-Za-z -]{0,39}$")
 # names of the folders and files the app keeps beside the database (never campaign names)
 RESERVED_NAMES = frozenset({CAMPAIGNS_DIR, "feature-cache", "demo", "tokens.json", "exports"})
 
@@ -159,16 +162,28 @@ def forget_unfinished(conn: sqlite3.Connection, data_root: str | Path, name: str
 
 
 def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: str, emotion: str,
-                    candidates: str | Path, checkpoint: str | Path, target_np: int,
+                    candidates: str | Path, checkpoint: str | Path | None = None, target_np: int,
                     features: str | Path | None = None, rerank_every: int | None = None,
-                    rerank_rho: float = DEFAULT_RERANK_RHO, weights: str | Path | None = None) -> Campaign:
+                    rerank_rho: float = DEFAULT_RERANK_RHO, weights: str | Path | None = None,
+                    zero_shot: bool = False, text_model: str = "default") -> Campaign:
     """Score the pool once, store the ranked candidates and return the new campaign.
 
     ``weights`` is the C3D backbone weights file for a training checkpoint whose recorded
-    weights path does not exist here (as ``rank.py --weights``).
+    weights path does not exist here (as ``rank.py --weights``). ``zero_shot`` starts without
+    a checkpoint: any emotion name, scores from the tags (sentence model ``text_model``);
+    with ``rerank_every`` the re-ranking then learns from the answers.
     """
     check_campaign_name(name)
-    if emotion not in EMOTIONS:
+    if zero_shot:
+        if checkpoint is not None or features is not None or weights is not None:
+            raise InvalidInput("a zero-shot campaign has no checkpoint, feature file or weights")
+        if not isinstance(emotion, str) or not _EMOTION_NAME.match(emotion.strip()):
+            raise InvalidInput(f"emotion {emotion!r}: use 1-40 letters, spaces or - for a "
+                               f"zero-shot campaign")
+        emotion = " ".join(emotion.split()).lower()
+    elif checkpoint is None:
+        raise InvalidInput("give a checkpoint, or start a zero-shot campaign (zero_shot)")
+    elif emotion not in EMOTIONS:
         raise InvalidInput(f"unknown emotion {emotion!r}; expected one of {', '.join(EMOTIONS)}")
     if isinstance(target_np, bool) or not isinstance(target_np, int) or not 0 < target_np <= MAX_SQL_INT:
         raise InvalidInput(f"target_np must be a positive integer, got {target_np!r}")
@@ -191,7 +206,8 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
     try:
         return _fill_campaign(conn, cid, folder, data_root, emotion=emotion, candidates=candidates,
                               checkpoint=checkpoint, target_np=target_np, features=features,
-                              rerank_every=rerank_every, weights=weights)
+                              rerank_every=rerank_every, weights=weights,
+                              text_model=text_model if zero_shot else None)
     except BaseException:
         with transaction(conn):
             conn.execute("DELETE FROM campaigns WHERE id = ? AND ready = 0", (cid,))
@@ -202,13 +218,20 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
 def _fill_campaign(conn: sqlite3.Connection, cid: int, folder: Path, data_root: str | Path, *, emotion: str,
                    candidates: str | Path, checkpoint: str | Path, target_np: int,
                    features: str | Path | None, rerank_every: int | None,
-                   weights: str | Path | None) -> Campaign:
-    """Score the pool, write ``folder``'s files and store the candidates of the reserved row ``cid``."""
+                   weights: str | Path | None, text_model: str | None = None) -> Campaign:
+    """Score the pool, write ``folder``'s files and store the candidates of the reserved row
+    ``cid`` (zero-shot when ``text_model`` is given)."""
     pool = load_pool(candidates)
     if target_np > len(pool):
         raise InvalidInput(f"target_np {target_np} exceeds the pool's {len(pool)} candidates")
-    scored = score_pool(pool, emotion, checkpoint, features,
-                        cache_dir=Path(data_root) / "feature-cache", weights=weights)
+    if text_model is not None:
+        scored = score_pool_zero_shot(pool, emotion, text_model,
+                                      cache_dir=Path(data_root) / "feature-cache")
+        recorded = f"{ZERO_SHOT}:{text_model}"
+    else:
+        scored = score_pool(pool, emotion, checkpoint, features,
+                            cache_dir=Path(data_root) / "feature-cache", weights=weights)
+        recorded = str(Path(checkpoint).resolve())
     if rerank_every is not None and scored.kind != "linear":
         raise InvalidInput(f"re-ranking refits a linear head; checkpoint {checkpoint} is a "
                            f"{scored.kind!r} model (leave rerank_every unset)")
@@ -231,7 +254,7 @@ def _fill_campaign(conn: sqlite3.Connection, cid: int, folder: Path, data_root: 
     with transaction(conn):
         conn.execute("UPDATE campaigns SET candidates = ?, checkpoint = ?, features = ?, n_candidates = ?, "
                      "ready = 1 WHERE id = ? AND ready = 0",
-                     (str(pool.source), str(Path(checkpoint).resolve()), str(feat_path), len(kept), cid))
+                     (str(pool.source), recorded, str(feat_path), len(kept), cid))
         conn.executemany(
             "INSERT INTO candidates (campaign_id, gif_id, path, tags, pool_row, score0, rank0, score, rank) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -9,6 +9,8 @@
     collect.py create-campaign --db collect.db --name amuse-1 --emotion amusement \
                                --candidates POOL --checkpoint CKPT [--features F.npz | --weights C3D.pt] \
                                --np 3000 [--rerank-every 50]
+    collect.py create-campaign --db collect.db --name awe-1 --zero-shot awe --candidates POOL \
+                               --np 300 --rerank-every 20   # no checkpoint: zero-shot from tags
     collect.py reopen          --db collect.db --campaign amuse-1 --np 4000
     collect.py forget-unfinished --db collect.db amuse-1       # release the name of an interrupted creation
     collect.py serve           --db collect.db [--port 8765]   # http://127.0.0.1:8765/
@@ -130,9 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("name")
     s = add("create-campaign", "score a candidate pool and open a campaign")
     s.add_argument("--name", required=True)
-    s.add_argument("--emotion", required=True)
+    s.add_argument("--emotion", help="one of the 17 emotions (with --checkpoint)")
     s.add_argument("--candidates", required=True, help="folder of GIFs, dataset folder or manifest.csv")
-    s.add_argument("--checkpoint", required=True, help="training checkpoint, or a precomputed head .npz")
+    s.add_argument("--checkpoint", help="training checkpoint, or a precomputed head .npz")
+    s.add_argument("--zero-shot", metavar="EMOTION", default=None,
+                   help="no checkpoint: start from zero-shot scores of the candidates' tags for "
+                        "this emotion (any name); with --rerank-every the ranking then learns "
+                        "from the answers")
+    s.add_argument("--text-model", default="default",
+                   help="sentence model for --zero-shot (default: the packaged all-MiniLM-L6-v2)")
     s.add_argument("--features", help="feature file (.npz) for a precomputed head")
     s.add_argument("--weights", help="C3D backbone weights file for a training checkpoint whose "
                    "recorded weights path does not exist here")
@@ -205,10 +213,20 @@ def _admin_command(conn, a: argparse.Namespace) -> None:
     elif a.cmd == "reopen":
         print(json.dumps(reopen_campaign(conn, a.campaign, a.target_np).progress(), indent=2))
     elif a.cmd == "create-campaign":
-        c = create_campaign(conn, _data_root(a.db), name=a.name, emotion=a.emotion,
+        if (a.checkpoint is None) == (a.zero_shot is None):
+            raise CollectError("create-campaign: give --checkpoint (with --emotion) or --zero-shot EMOTION")
+        if a.zero_shot is None and a.emotion is None:
+            raise CollectError("create-campaign: --checkpoint needs --emotion")
+        if a.zero_shot is not None and a.emotion not in (None, a.zero_shot):
+            raise CollectError(f"create-campaign: --emotion {a.emotion!r} and --zero-shot "
+                               f"{a.zero_shot!r} disagree")
+        zs = a.zero_shot is not None
+        c = create_campaign(conn, _data_root(a.db), name=a.name,
+                            emotion=a.zero_shot if zs else a.emotion,
                             candidates=a.candidates, checkpoint=a.checkpoint, features=a.features,
                             target_np=a.target_np, rerank_every=a.rerank_every,
-                            rerank_rho=a.rerank_rho, weights=a.weights)
+                            rerank_rho=a.rerank_rho, weights=a.weights, zero_shot=zs,
+                            text_model=a.text_model)
         print(json.dumps(c.progress(), indent=2))
     elif a.cmd == "export":
         from gifemo.collect.export import export_campaign

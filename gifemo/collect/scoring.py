@@ -11,7 +11,13 @@ Two things are needed from the model side, and only here:
      them; the feature matrix is kept for re-ranking;
    * a *precomputed* head (``*.npz`` with ``W`` [d, T], ``b`` [T], ``emotions``) plus a feature
      file (``*.npz`` with ``ids`` [N] and ``X`` [N, d]) — for pools whose features were
-     extracted elsewhere, and for tests that do not run C3D.
+     extracted elsewhere, and for tests that do not run C3D;
+   * no checkpoint at all (:func:`score_pool_zero_shot`, the cold start): ``X`` is the
+     candidates' pooled tag embeddings (:mod:`gifemo.models.text_encoder`) and the scores are
+     zero-shot cosines with the emotion's prompts (:mod:`gifemo.models.zero_shot`), put on the
+     head's scale as ``µ₀ + σ₀ z`` (z: the cosine standardised over the pool), so that the
+     re-ranking below starts from them exactly as it starts from a checkpoint's scores and
+     learns from the answers from the first block on (cold start -> supervised, same campaign).
 
 2. :func:`refit_scores` — re-ranking after N new labels. The head is refitted
    on the labels so far with :func:`gifemo.models.solvers.fit_multitask_linear`, on the cached
@@ -171,6 +177,7 @@ def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
     import torch
 
     from gifemo.checkpoint import CheckpointError, load_recognizer
+    from gifemo.models.text_encoder import TextModelError
     from gifemo.rank import RankError, discover_candidates, resolve_backbone
 
     try:
@@ -195,15 +202,47 @@ def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
             table = ensure_visual_features(dataset, cache_dir, bb, clips, dict(ckpt.get("decode") or {}),
                                            run={"progress": False}, run_dir=cache_dir)
             visual, rows, bad = table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
-        tag_lists = [dataset.tags[i] for i in rows] if model.layout.uses_tags else None
+        uses_tags = model.layout.uses_tags or model.layout.uses_text
+        tag_lists = [dataset.tags[i] for i in rows] if uses_tags else None
         with torch.no_grad():
             x = model.features(visual, tag_lists)
             s = model(x).double().cpu().numpy()
-    except (CheckpointError, RankError) as e:
+    except (CheckpointError, RankError, TextModelError) as e:
         raise PoolError(f"checkpoint {checkpoint}: {e}") from e
     if len(rows) == 0:
         raise PoolError(f"candidate pool {pool.source}: no GIF could be decoded ({len(bad)} bad)")
     return ScoredPool(x.float().numpy(), s[:, emotions.index(emotion)], rows, bad, model.kind)
+
+
+ZERO_SHOT = "zero-shot"
+"""The ``checkpoint`` a zero-shot campaign records (followed by ``:<text model>``)."""
+
+
+def zero_shot_prior(cosines: np.ndarray) -> np.ndarray:
+    """Zero-shot cosines [N] on the head's scale: ``µ₀ + σ₀ z``, z standardised over the pool
+    (a constant column -> µ₀ everywhere)."""
+    c = np.asarray(cosines, dtype=np.float64)
+    sd = c.std()
+    return MU0 + SIGMA0 * ((c - c.mean()) / sd if sd > 0 else np.zeros_like(c))
+
+
+def score_pool_zero_shot(pool: CandidatePool, emotion: str, text_model: str = "default",
+                         cache_dir: str | Path | None = None, variant: str = "synonyms") -> ScoredPool:
+    """Tag-embedding features and zero-shot scores for ``emotion`` (any name; no checkpoint)."""
+    from gifemo.features.text_cache import embed_tag_lists
+    from gifemo.models.text_encoder import SentenceTagEncoder, TextModelError
+    from gifemo.models.zero_shot import tag_scores
+
+    if not any(pool.tags):
+        raise PoolError(f"candidate pool {pool.source}: no candidate has tags, and a zero-shot "
+                        f"campaign ranks by tags (give a dataset folder or manifest.csv with tags)")
+    enc = SentenceTagEncoder(text_model)
+    try:
+        X = embed_tag_lists(enc, pool.tags, cache_dir)
+        cos = tag_scores(X, enc, [emotion], variant)[:, 0]
+    except TextModelError as e:
+        raise PoolError(f"zero-shot scoring: {e}") from None
+    return ScoredPool(X, zero_shot_prior(cos), np.arange(len(pool), dtype=np.int64), [], "linear")
 
 
 @dataclass(frozen=True)

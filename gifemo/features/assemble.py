@@ -1,8 +1,11 @@
-"""The feature matrix a run trains on: x = [visual | tags] per GIF (paper §3.3–3.4).
+"""The feature matrix a run trains on: x = [visual | tags | text] per GIF (paper §3.3–3.4).
 
 Visual features come from the feature cache (:func:`~gifemo.features.visual_features.
 ensure_visual_features` computes what is missing); the tag vocabulary is built on the
 TRAINING GIFs only (tags on ≥ ``tag_min_fraction`` of them) and every GIF is encoded with it.
+The text block (beyond the paper) embeds every GIF's tags with a sentence model
+(:class:`~gifemo.models.text_encoder.SentenceTagEncoder`; nothing is fitted, so all GIFs are
+encoded alike), the tags' vectors cached under ``cache_dir`` (:mod:`gifemo.features.text_cache`).
 GIFs without a visual feature (bad files) are left out: ``FeatureData.rows`` says which
 dataset rows remain.
 """
@@ -18,6 +21,7 @@ from gifemo.data.manifest import GifDataset
 from gifemo.data.tags import TagVocabulary
 from gifemo.models.backbone import Backbone
 from gifemo.models.layout import FEATURE_GROUPS, FeatureLayout
+from gifemo.models.text_encoder import SentenceTagEncoder, TextModelError
 
 _log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ class FeatureData:
     vocabulary (None without tags); backbone : ``Backbone.identity()`` (None without visual
     features); bad : list of (path, reason); n_computed : GIFs extracted by this call;
     precision : the Lightning precision of the visual features (None without them);
-    extract_s : wall seconds spent computing visual features in this call.
+    extract_s : wall seconds spent computing visual features in this call;
+    text_encoder (None without a text block).
     """
 
     rows: np.ndarray
@@ -46,6 +51,7 @@ class FeatureData:
     n_computed: int = 0
     precision: str | None = None
     extract_s: float = 0.0
+    text_encoder: SentenceTagEncoder | None = None
 
 
 def load_visual_file(path: str | Path, n_gifs: int) -> tuple[np.ndarray, dict]:
@@ -75,11 +81,13 @@ def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
                       cache_dir: str | Path | None = None, max_clips_per_gif: int | None = None,
                       decode: dict | None = None, run: dict | None = None,
                       run_dir: str | Path | None = None,
-                      visual_file: str | Path | None = None) -> FeatureData:
-    """[visual | tags] features of ``dataset`` for feature group ``group``.
+                      visual_file: str | Path | None = None,
+                      text_encoder: SentenceTagEncoder | None = None) -> FeatureData:
+    """[visual | tags | text] features of ``dataset`` for feature group ``group``.
 
     ``fit_mask`` [N, T] marks the training labels (the vocabulary is built on GIFs with at
-    least one); the backbone, cache and decode/run settings are used only for visual groups.
+    least one); the backbone, cache and decode/run settings are used only for visual groups;
+    ``text_encoder`` (default: the default sentence model) only for groups with a text block.
     ``visual_file``: an .npy of precomputed visual features [N, d] in manifest order (e.g. the
     paper-scale synthetic set of ``benchmarks/paper_scale_data.py``), used instead of the
     backbone and the cache.
@@ -116,8 +124,21 @@ def assemble_features(dataset: GifDataset, fit_mask: np.ndarray, *, group: str,
         tags = vocab.encode([dataset.tags[i] for i in rows])
         _log.info("tag vocabulary: %d tags on >= %.2g %% of %d training GIFs", len(vocab),
                   100 * vocab.min_fraction, len(train_rows))
+    text = None
+    if "text" in blocks:
+        from gifemo.features.text_cache import embed_tag_lists
+
+        text_encoder = text_encoder if text_encoder is not None else SentenceTagEncoder()
+        try:
+            text = embed_tag_lists(text_encoder, [dataset.tags[i] for i in rows], cache_dir)
+        except TextModelError as e:
+            raise FeatureConfigError(f"feature group {group!r}: {e}") from None
+        _log.info("text tag features: %s, %d dims, %d distinct tags", text_encoder.model_name,
+                  text.shape[1], len(text_encoder.memo))
+    else:
+        text_encoder = None
     layout = FeatureLayout(group, 0 if visual is None else int(visual.shape[1]),
-                           0 if vocab is None else len(vocab))
-    return FeatureData(rows=rows, X=layout.concat(visual, tags), layout=layout, vocabulary=vocab,
-                       backbone=identity, bad=bad, n_computed=n_computed, precision=precision,
-                       extract_s=extract_s)
+                           0 if vocab is None else len(vocab), 0 if text is None else int(text.shape[1]))
+    return FeatureData(rows=rows, X=layout.concat(visual, tags, text), layout=layout,
+                       vocabulary=vocab, backbone=identity, bad=bad, n_computed=n_computed,
+                       precision=precision, extract_s=extract_s, text_encoder=text_encoder)

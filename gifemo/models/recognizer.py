@@ -1,7 +1,7 @@
 """The input side every emotion recognizer shares, as a LightningModule (paper §3.5).
 
 A recognizer maps a GIF to one score per emotion. Its input is the feature vector
-x = [visual | tags] of a :class:`~gifemo.models.layout.FeatureLayout`. Training runs on
+x = [visual | tags | text] of a :class:`~gifemo.models.layout.FeatureLayout`. Training runs on
 cached features, so the backbone is optional: :meth:`RecognizerBase.attach_backbone` adds a
 :class:`~gifemo.models.backbone.Backbone` when raw GIFs are to be scored
 (:meth:`RecognizerBase.score_gifs`); it is never part of a checkpoint.
@@ -29,6 +29,7 @@ from gifemo.models.backbone import describe_backbone, same_backbone
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.pooling import mean_l2
 from gifemo.models.tag_encoder import TagEncoder
+from gifemo.models.text_encoder import SentenceTagEncoder
 
 RECOGNIZERS: dict[str, type["RecognizerBase"]] = {}
 """Model kind (``"linear"``, ``"gp"``) -> class; filled when a subclass is defined."""
@@ -56,6 +57,9 @@ class RecognizerBase(pl.LightningModule):
     backbone_info : dict or None
         Identity of the backbone the visual features came from (``Backbone.identity()``);
         set by training, stored in checkpoints, checked when ranking.
+    text_encoder : SentenceTagEncoder or None
+        The sentence-embedding tag encoder of a layout with a text block
+        (:meth:`attach_text_encoder`); its identity is stored in checkpoints.
     """
 
     kind = "base"
@@ -87,6 +91,7 @@ class RecognizerBase(pl.LightningModule):
         else:
             self.tag_encoder = None
         self.backbone_info: dict | None = None
+        self.text_encoder: SentenceTagEncoder | None = None
         self.backbone = None
         self.fit_result = None
 
@@ -114,6 +119,15 @@ class RecognizerBase(pl.LightningModule):
         self.backbone = backbone
         self.backbone_info = dict(found)
 
+    def attach_text_encoder(self, encoder: SentenceTagEncoder) -> None:
+        """Attach the sentence-embedding tag encoder of the text block (size checked)."""
+        if not self.layout.uses_text:
+            raise ValueError(f"feature group {self.layout.group!r} has no text block")
+        if encoder.output_dim != self.layout.text_dim:
+            raise ValueError(f"text encoder outputs {encoder.output_dim} features, the recognizer "
+                             f"was trained on {self.layout.text_dim}")
+        self.text_encoder = encoder
+
     @torch.no_grad()
     def embed_clips(self, clips_list: Sequence[Tensor]) -> np.ndarray:
         """Visual features [B, visual_dim]: backbone features per clip, mean over clips, L2.
@@ -140,11 +154,18 @@ class RecognizerBase(pl.LightningModule):
 
     def features(self, visual: np.ndarray | None = None,
                  tag_lists: Sequence[Sequence[str]] | None = None) -> Tensor:
-        """x = [visual | tags] [B, d] from visual features and raw tag lists."""
-        if self.layout.uses_tags and tag_lists is None:
+        """x = [visual | tags | text] [B, d] from visual features and raw tag lists."""
+        if (self.layout.uses_tags or self.layout.uses_text) and tag_lists is None:
             raise ValueError("this recognizer uses tags: pass tag_lists (empty lists allowed)")
         tags = self.encode_tags(tag_lists) if self.layout.uses_tags else None
-        return torch.from_numpy(self.layout.concat(visual if self.layout.uses_visual else None, tags))
+        text = None
+        if self.layout.uses_text:
+            if self.text_encoder is None:
+                raise RuntimeError("this recognizer uses text tag features but has no text encoder: "
+                                   "call attach_text_encoder (load_recognizer does it)")
+            text = self.text_encoder.encode_numpy(tag_lists)
+        return torch.from_numpy(self.layout.concat(visual if self.layout.uses_visual else None,
+                                                   tags, text))
 
     @torch.no_grad()
     def score_gifs(self, clips_list: Sequence[Tensor] | None,

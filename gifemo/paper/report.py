@@ -34,7 +34,8 @@ from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS
 from gifemo.data.splits import top_tags
 from gifemo.data.summary import dataset_timing
 from gifemo.paper import figures
-from gifemo.paper.reproduce import PAPER_TABLE2, Reproduction, run_overrides, run_table2
+from gifemo.paper.reproduce import (PAPER_TABLE2, TAG_FEATURE_ROWS, Reproduction, run_overrides,
+                                    run_table2)
 from gifemo.models.selection import choose_k_silhouette
 from gifemo.paper.svm_baseline import PAPER_TABLE4, svm_binary_relevance
 
@@ -85,7 +86,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 def table2_rows(rep: Reproduction) -> list[dict]:
     """One row per method run: mean ± std (sample std, ddof=1) over the seeds."""
     rows = []
-    for m in rep.methods:
+    for m in [m for m in rep.methods if m in PAPER_TABLE2]:
         runs = rep.of(m)
         auc_m, auc_s = _mean_std([r.pr_auc for r in runs])
         nt_m, nt_s = _mean_std([r.n_tilde for r in runs])
@@ -105,6 +106,38 @@ def table2_markdown(rows: Sequence[dict]) -> str:
                     f"{r['paper_pr_auc']:.3f}", f"{r['paper_n_tilde']:,.0f}", r["n_seeds"]])
     return markdown_table(["method", "PR-AUC (ours)", "Ñ (ours)", "PR-AUC (paper)",
                            "Ñ (paper)", "seeds"], out)
+
+
+def tag_feature_rows(rep: Reproduction) -> list[dict]:
+    """Beyond the paper: per model (lasso, trace norm, clustered MTL), PR-AUC and Ñ mean ± std
+    over the seeds with bag-of-tags (the paper's row), text-embedded tags, and both."""
+    out = []
+    for base in dict.fromkeys(b for m, (b, _, _) in TAG_FEATURE_ROWS.items() if rep.of(m)):
+        row = {"model": base}
+        for key, m in (("tags", base), *[(g.removeprefix("visual_"), m2)
+                                         for m2, (b, g, _) in TAG_FEATURE_ROWS.items() if b == base]):
+            runs = rep.of(m)
+            (row[f"{key}_pr_auc_mean"], row[f"{key}_pr_auc_std"]) = _mean_std([r.pr_auc for r in runs])
+            (row[f"{key}_n_tilde_mean"], row[f"{key}_n_tilde_std"]) = _mean_std([r.n_tilde for r in runs])
+            row[f"{key}_n_seeds"] = len(runs)
+        out.append(row)
+    return out
+
+
+def tag_feature_markdown(rows: Sequence[dict]) -> str:
+    """The beyond-the-paper table: PR-AUC (Ñ) mean ± std per model and tag feature."""
+    names = {"visual_tag_lasso": "Lasso", "trace_norm": "Trace norm", "clustered_mtl": "Clustered MTL"}
+
+    def cell(r, key):
+        if not r.get(f"{key}_n_seeds"):
+            return "–"
+        return (f"{r[f'{key}_pr_auc_mean']:.3f} ± {r[f'{key}_pr_auc_std']:.3f} "
+                f"(Ñ {r[f'{key}_n_tilde_mean']:,.0f} ± {r[f'{key}_n_tilde_std']:,.0f})")
+
+    return markdown_table(["model (visual + …)", "bag of tags (paper)", "text-embedded tags",
+                           "both"],
+                          [[names.get(r["model"], r["model"]), cell(r, "tags"), cell(r, "text"),
+                            cell(r, "tags_text")] for r in rows])
 
 
 def orderings(rows: Sequence[dict]) -> list[tuple[str, str, bool, bool]]:
@@ -196,7 +229,7 @@ def make_figures(rep: Reproduction, out: Path, n_pos: float, n_all: float,
 
     # Fig. 7: curves averaged over seeds
     avg, per = {}, {}
-    for m in rep.methods:
+    for m in [m for m in rep.methods if m in PAPER_TABLE2]:
         runs = rep.of(m)
         r = runs[0].summary.recall
         p = np.mean([x.summary.precision for x in runs], 0)
@@ -288,6 +321,12 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     counts = test_count_rows(rep)
     write_csv(counts, tuple(counts[0]), out / "table2_test_counts.csv")
 
+    beyond = tag_feature_rows(rep)
+    if beyond:
+        write_csv(beyond, tuple(beyond[0]), out / "table2_tag_features.csv")
+        beyond_md = tag_feature_markdown(beyond)
+        (out / "table2_tag_features.md").write_text(beyond_md + "\n", encoding="utf-8")
+
     t1 = table1_rows(rep.dataset)
     write_csv(t1, ("emotion", "rank", "tag", "n_positive_gifs", "generic"), out / "table1.csv")
     t1_md = table1_markdown(t1, rep.dataset)
@@ -357,6 +396,12 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
         "",
         *order_lines,
         "",
+        *(["## Beyond the paper: Table 2 with the tags as sentence embeddings", "",
+           "Not in the paper. The same rows, runs and seeds with the tag block replaced by the "
+           "GIF's tags embedded by a sentence-transformers model (mean of the per-tag unit "
+           "embeddings, L2; `features=visual_text`) or added to it (`visual_tags_text`); PR-AUC "
+           "(Ñ), mean ± std over the test-split seeds. [CSV](table2_tag_features.csv)", "",
+           beyond_md, ""] if beyond else []),
         "Regularisation per run (chosen by K-fold CV on the training part where the method's "
         "config has select_rho; clustered MTL's k by silhouette; see the configs below):",
         "",
@@ -408,7 +453,8 @@ def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[
         if probe.data.get("generate", False):
             base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
     seeds = list(settings["seeds"] if seeds is None else seeds)
-    rep = run_table2(compose, settings["methods"], seeds, out_dir, base,
+    methods = [*settings["methods"], *(settings.get("tag_feature_rows") or [])]
+    rep = run_table2(compose, methods, seeds, out_dir, base,
                      settings.get("method_overrides") or {})
     report = write_report(rep, out_dir, {**settings, "seeds": seeds,
                                          "command_line_overrides": list(overrides)},

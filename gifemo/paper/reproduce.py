@@ -39,6 +39,25 @@ PAPER_TABLE2: dict[str, tuple[str, str, float, float]] = {
     "clustered_mtl": ("table2_clustered_mtl", "Clustered MTL (visual + tags)", 0.555, 4033),
 }
 
+# Beyond the paper: Table 2's lasso, trace-norm and clustered-MTL rows with the tags as
+# sentence embeddings (features=visual_text) and with both tag features (visual_tags_text);
+# row -> (the paper row it re-runs, feature group, label)
+TAG_FEATURE_ROWS: dict[str, tuple[str, str, str]] = {
+    "text_lasso": ("visual_tag_lasso", "visual_text", "Lasso (visual + text tags)"),
+    "tags_text_lasso": ("visual_tag_lasso", "visual_tags_text", "Lasso (visual + tags + text tags)"),
+    "text_trace_norm": ("trace_norm", "visual_text", "Trace norm (visual + text tags)"),
+    "tags_text_trace_norm": ("trace_norm", "visual_tags_text",
+                             "Trace norm (visual + tags + text tags)"),
+    "text_clustered_mtl": ("clustered_mtl", "visual_text", "Clustered MTL (visual + text tags)"),
+    "tags_text_clustered_mtl": ("clustered_mtl", "visual_tags_text",
+                                "Clustered MTL (visual + tags + text tags)"),
+}
+
+
+def row_label(method: str) -> str:
+    """The printed name of a Table 2 row (the paper's, or a tag-feature row's)."""
+    return TAG_FEATURE_ROWS[method][2] if method in TAG_FEATURE_ROWS else PAPER_TABLE2[method][1]
+
 
 @dataclass
 class RunResult:
@@ -95,12 +114,18 @@ class Reproduction:
 def run_overrides(method: str, seed: int, run_dir: Path, overrides: Sequence[str],
                   method_overrides: Sequence[str] = ()) -> list[str]:
     """The train.py overrides of one (method, seed) run (user overrides naming the output
-    dir or the seed are replaced)."""
+    dir or the seed are replaced); a :data:`TAG_FEATURE_ROWS` row is its paper row with its
+    feature group."""
+    features = []
+    if method in TAG_FEATURE_ROWS:
+        method, group, _ = TAG_FEATURE_ROWS[method]
+        features = [f"features={group}"]
     if method not in PAPER_TABLE2:
-        raise ValueError(f"unknown Table 2 method {method!r}; choose from {list(PAPER_TABLE2)}")
+        raise ValueError(f"unknown Table 2 method {method!r}; choose from "
+                         f"{list(PAPER_TABLE2) + list(TAG_FEATURE_ROWS)}")
     own = ("paths.output_dir=", "seed=", "experiment=")
     kept = [o for o in overrides if not o.lstrip("+~").startswith(own)]
-    return [f"experiment={PAPER_TABLE2[method][0]}", *kept, *method_overrides,
+    return [f"experiment={PAPER_TABLE2[method][0]}", *kept, *method_overrides, *features,
             f"seed={int(seed)}", f"paths.output_dir={run_dir}"]
 
 
@@ -131,11 +156,12 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
     ----------
     compose : callable (overrides: list[str]) -> DictConfig
         Composes ``conf/train.yaml`` (e.g. Hydra's ``compose("train", overrides)``).
-    methods : keys of :data:`PAPER_TABLE2`.
+    methods : keys of :data:`PAPER_TABLE2` or :data:`TAG_FEATURE_ROWS`.
     seeds : test-split seeds.
     out_dir : the report folder; runs go to ``out_dir/runs/<method>/seed<seed>``.
     overrides : train.py overrides applied to every run (data, backbone, grids …).
-    method_overrides : extra overrides per method (e.g. a smaller ``model.cv_grid``).
+    method_overrides : extra overrides per method (e.g. a smaller ``model.cv_grid``); a
+        tag-feature row takes its paper row's.
     """
     from gifemo.training import run_train
 
@@ -148,8 +174,9 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
     for method in methods:
         for seed in seeds:
             run_dir = Path(out_dir) / "runs" / method / f"seed{seed}"
-            cfg = compose(run_overrides(method, seed, run_dir, overrides,
-                                        method_overrides.get(method, ())))
+            own = method_overrides.get(method, method_overrides.get(
+                TAG_FEATURE_ROWS.get(method, (method,))[0], ()))
+            cfg = compose(run_overrides(method, seed, run_dir, overrides, own))
             _log.info("Table 2: %s, seed %d -> %s", method, seed, run_dir)
             t0 = time.perf_counter()
             metrics, objects = run_train(cfg)
@@ -184,6 +211,10 @@ def load_settings(path: str | Path, setting: str) -> dict:
     unknown = [m for m in out["methods"] if m not in PAPER_TABLE2]
     if unknown:
         raise ValueError(f"{path}: unknown method(s) {unknown}; choose from {list(PAPER_TABLE2)}")
+    unknown = [m for m in out.get("tag_feature_rows") or [] if m not in TAG_FEATURE_ROWS]
+    if unknown:
+        raise ValueError(f"{path}: unknown tag-feature row(s) {unknown}; choose from "
+                         f"{list(TAG_FEATURE_ROWS)}")
     return out
 
 
