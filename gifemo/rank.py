@@ -197,33 +197,53 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
 def rank_zero_shot(source: str | os.PathLike, emotions: str | list[str], *,
                    text_model: str = "default", variant: str = "synonyms",
                    out_csv: str | os.PathLike | None = None,
-                   cache_dir: str | os.PathLike | None = None) -> RankResult:
-    """Score the candidates of ``source`` for ``emotions`` (any names) with no checkpoint: the
-    cosine between each GIF's pooled tag embedding and the emotion's prompts
-    (:func:`gifemo.models.zero_shot.tag_scores`). A GIF without tags scores 0."""
+                   cache_dir: str | os.PathLike | None = None,
+                   image_text: Backbone | None = None, run: dict | None = None) -> RankResult:
+    """Score the candidates of ``source`` for ``emotions`` (any names) with no checkpoint.
+
+    Tags: the cosine between each GIF's pooled tag embedding and the emotion's prompts
+    (:func:`gifemo.models.zero_shot.tag_scores`; a GIF without tags scores 0). With an
+    image-text backbone (``image_text``, e.g. ``OpenClipFrames``): also the cosine between its
+    frame embeddings and the prompts embedded by its text tower; with both, the mean of the two
+    standardised scores (:func:`~gifemo.models.zero_shot.combine_scores`); GIFs that cannot be
+    decoded are then skipped and listed in ``bad_files.csv`` beside ``out_csv``.
+    """
     from gifemo.features.text_cache import embed_tag_lists
     from gifemo.models.text_encoder import SentenceTagEncoder
-    from gifemo.models.zero_shot import tag_scores
+    from gifemo.models.zero_shot import combine_scores, image_text_scores, is_image_text, tag_scores
 
     emotions = [emotions] if isinstance(emotions, str) else list(emotions)
     emotions = [" ".join(str(e).split()).lower() for e in emotions]
     if not emotions or not all(emotions):
         raise RankError("give an emotion name to rank for")
+    if image_text is not None and not is_image_text(image_text):
+        raise RankError(f"backbone {getattr(image_text, 'name', type(image_text).__name__)!r} has "
+                        f"no text tower (encode_text): image-text zero-shot needs one (open_clip)")
     dataset = discover_candidates(source)
-    if not any(dataset.tags):
+    rows, bad, parts = np.arange(len(dataset)), [], []
+    if image_text is not None:
+        run_dir = Path(out_csv).resolve().parent if out_csv is not None else None
+        visual, rows, bad = _visual_features(dataset, image_text, {}, run_dir, cache_dir, run)
+        parts.append(image_text_scores(visual, image_text, emotions, variant))
+    tag_lists = [dataset.tags[i] for i in rows]
+    if any(tag_lists):
+        n_untagged = sum(1 for t in tag_lists if not t)
+        if n_untagged:
+            _log.warning("%d of %d candidates have no tags: their tag score is 0", n_untagged,
+                         len(tag_lists))
+        enc = SentenceTagEncoder(text_model)
+        try:
+            parts.append(tag_scores(embed_tag_lists(enc, tag_lists, cache_dir), enc, emotions,
+                                    variant))
+        except TextModelError as e:
+            raise RankError(str(e)) from None
+    elif image_text is None:
         raise RankError(f"{source}: the candidates have no tags, and zero-shot ranking reads "
-                        f"tags (give a dataset folder or manifest.csv with a tags column)")
-    n_untagged = sum(1 for t in dataset.tags if not t)
-    if n_untagged:
-        _log.warning("%d of %d candidates have no tags: they score 0", n_untagged, len(dataset))
-    enc = SentenceTagEncoder(text_model)
-    try:
-        rows = embed_tag_lists(enc, dataset.tags, cache_dir)
-        scores = tag_scores(rows, enc, emotions, variant).astype(np.float32)
-    except TextModelError as e:
-        raise RankError(str(e)) from None
-    result = RankResult(ids=list(dataset.ids), paths=[str(p) for p in dataset.paths],
-                        scores=scores, emotions=emotions, n_candidates=len(dataset))
+                        f"tags (give a dataset folder or manifest.csv with a tags column, or an "
+                        f"image-text backbone: --clip-weights)")
+    scores = (parts[0] if len(parts) == 1 else combine_scores(*parts)).astype(np.float32)
+    result = RankResult(ids=[dataset.ids[i] for i in rows], paths=[str(dataset.paths[i]) for i in rows],
+                        scores=scores, emotions=emotions, bad=bad, n_candidates=len(dataset))
     if out_csv is not None:
         result.csv_path = write_ranked_csv(result, out_csv, emotions[0])
     return result

@@ -50,6 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--text-model", default=None,
                    help="sentence model for text tag features / zero-shot (default: the "
                         "checkpoint's; for --zero-shot the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--clip-weights", default=None, metavar="TAG_OR_FILE",
+                   help="--zero-shot from pixels too: an open_clip model's pretrained tag, local "
+                        "weights file or 'random' (extra `clip`); combined with the tag scores")
+    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip model for --clip-weights")
     p.add_argument("--top", type=int, default=20, help="how many to print (default: 20)")
     p.add_argument("--out", default=None,
                    help="ranked CSV (default: ranked.csv); job mode: the job folder (default: rank_job)")
@@ -79,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         if len(a.positional) != 1 or is_job(a):
             p.error("--zero-shot takes one SOURCE (no checkpoint, no job options)")
         a.checkpoint, a.source = None, a.positional[0]
+    elif a.clip_weights is not None:
+        p.error("--clip-weights goes with --zero-shot (a checkpoint brings its own backbone)")
     elif len(a.positional) in (1, 2):
         a.checkpoint, a.source = a.positional[0], (a.positional[1:] or [None])[0]
     else:
@@ -114,9 +120,21 @@ def run_small(a: argparse.Namespace) -> int:
 
 
 def run_zero_shot(a: argparse.Namespace) -> int:
+    image_text = None
+    if a.clip_weights is not None:
+        from gifemo.models.open_clip_frames import OpenClipFrames
+
+        try:
+            image_text = OpenClipFrames(a.clip_model, a.clip_weights)
+        except (ValueError, OSError, ImportError) as e:
+            raise RankError(f"--clip-model {a.clip_model} --clip-weights {a.clip_weights}: {e}") from None
+    run = {"accelerator": a.accelerator, "clip_batch_size": a.clip_batch_size,
+           "num_workers": a.num_workers, "progress": not a.no_progress}
     result = rank_zero_shot(a.source, a.zero_shot, text_model=a.text_model or "default",
-                            out_csv=a.out or "ranked.csv", cache_dir=a.cache_dir)
-    print(f"zero-shot (tags vs prompts for {result.emotions[0]!r}; no checkpoint)")
+                            out_csv=a.out or "ranked.csv", cache_dir=a.cache_dir,
+                            image_text=image_text, run=run)
+    what = "tags" + (" + frames (open_clip)" if image_text is not None else "")
+    print(f"zero-shot ({what} vs prompts for {result.emotions[0]!r}; no checkpoint)")
     print(format_top(result, result.emotions[0], a.top))
     return _report(result)
 
