@@ -68,22 +68,6 @@ def _load() -> str:
 
 # --------------------------------------------------------------------------- generated GIFs
 
-def tiny_gifs(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """Random 32x24 GIFs of 3-6 frames (the stand-in backbone's resize size: no resize)."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        frames = [Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
-                  for _ in range(int(rng.integers(3, 7)))]
-        p = folder / f"t{i:03d}.gif"
-        frames[0].save(p, save_all=True, append_images=frames[1:], duration=80, loop=0)
-        out.append(p)
-    return out
-
-
 def real_size_gifs(folder: Path, n: int, seed: int = 0, size=(320, 240), frames: int = 40) -> list[Path]:
     """GIFs of realistic size: a smooth background, moving ellipses, adaptive 256 colours."""
     from PIL import Image, ImageDraw
@@ -154,7 +138,9 @@ def _tiny_checkpoint(path: Path) -> Path:
 
 
 def memory(sizes: list[int], shard_size: int, work: Path) -> list[dict]:
-    gifs = [p.resolve() for p in tiny_gifs(work / "gifs", 24)]
+    from gifemo.models.tiny_backbone import tiny_gifs
+
+    gifs = [p.resolve() for p in tiny_gifs(work / "gifs", 24, prefix="t")]
     ckpt = _tiny_checkpoint(work / "ckpt.pt")
     rows = []
     for n in sizes:

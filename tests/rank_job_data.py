@@ -4,29 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from gifemo.checkpoint import save_checkpoint
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.linear_recognizer import LinearRecognizer
 from gifemo.models.penalties import RidgePenalty
 from gifemo.models.tiny_backbone import TinyBackbone
-
-
-def tiny_gifs(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` random 32x24 GIFs of 3-6 frames (already at the stand-in's resize size)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        frames = [Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
-                  for _ in range(int(rng.integers(3, 7)))]
-        p = folder / f"g{i:03d}.gif"
-        frames[0].save(p, save_all=True, append_images=frames[1:], duration=80, loop=0)
-        out.append(p)
-    return out
 
 
 def paths_file(path: Path, gifs: list[Path], n: int, bad: dict[int, Path] | None = None) -> Path:

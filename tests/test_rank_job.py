@@ -24,7 +24,8 @@ from gifemo.ranking.shard_files import JobMismatchError, read_shard, shard_meta,
 from gifemo.ranking.topk import RunningTopK, top_k_order
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rank_job_data import paths_file, tiny_checkpoint, tiny_gifs  # noqa: E402
+from rank_job_data import paths_file, tiny_checkpoint  # noqa: E402
+from gifemo.models.tiny_backbone import tiny_gifs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = {"accelerator": "cpu", "progress": False}

@@ -10,6 +10,9 @@ Its weights are random by construction: every run says so, like random-weight C3
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -53,3 +56,21 @@ class TinyBackbone(Backbone):
 
     def preprocess(self, clips: Tensor) -> Tensor:
         return clips.float() / 255.0
+
+
+def tiny_gifs(folder: Path, n: int, seed: int = 0, prefix: str = "g") -> list[Path]:
+    """``n`` random 32x24 GIFs of 3-6 frames, already at the stand-in's resize size, for the
+    tests and benchmarks that run the ranking job at scale (``<prefix><i:03d>.gif``)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        frames = [Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+                  for _ in range(int(rng.integers(3, 7)))]
+        p = folder / f"{prefix}{i:03d}.gif"
+        frames[0].save(p, save_all=True, append_images=frames[1:], duration=80, loop=0)
+        out.append(p)
+    return out
