@@ -71,6 +71,7 @@ def test_replay_and_table():
         replay_emotion("fear", labels, 2, {"x": np.array([0, 0, 1, 2, 3, 4])})
 
 
+@pytest.mark.slow
 def test_script_writes_table_plot_and_json(demo_dir, tmp_path, sentence_encoder):
     from test_rank import _load_script
 

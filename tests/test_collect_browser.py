@@ -31,7 +31,8 @@ SCREENSHOT_DIR = os.environ.get("GIFEMO_SCREENSHOT_DIR")  # unset: the test's tm
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
-pytestmark = pytest.mark.timeout(90)
+# slow: a real Chromium end to end (~12 s); `make test-slow` (CI) and `make screenshot` run it
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 
 def _unavailable(reason: str):

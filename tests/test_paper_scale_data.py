@@ -64,6 +64,7 @@ def test_visual_file_errors_name_the_file(small_set, tmp_path):
         load_visual_file(tmp_path / "junk.npy", 400)
 
 
+@pytest.mark.slow
 def test_trace_norm_row_runs_on_the_synthetic_set(small_set, compose_cfg, tmp_path):
     """data=paper_synthetic end to end through run_train (CV over the trace-norm grid):
     no backbone is built and no feature cache is written."""

@@ -58,7 +58,7 @@ def _check_embeds(arch):
     assert y.shape == (1, dim) and torch.isfinite(y).all() and y.abs().sum() > 0
 
 
-@pytest.mark.parametrize("arch", LIGHT)
+@pytest.mark.parametrize("arch", [*LIGHT[:2], pytest.param("r2plus1d_18", marks=pytest.mark.slow)])
 def test_light_backbone_embeds_one_clip(arch):
     _check_embeds(arch)
 
@@ -169,7 +169,7 @@ def _round_trip_and_wrong_file(arch, tmp_path):
     assert str(foreign) in str(e.value)
 
 
-@pytest.mark.parametrize("arch", ["r3d_18", "r2plus1d_18"])  # mc3_18: the test above
+@pytest.mark.parametrize("arch", ["r3d_18", pytest.param("r2plus1d_18", marks=pytest.mark.slow)])  # mc3_18: above
 def test_every_light_arch_round_trips_a_local_file_and_names_a_wrong_ones_keys(arch, tmp_path):
     _round_trip_and_wrong_file(arch, tmp_path)
 

@@ -51,6 +51,7 @@ def test_untagged_folder_ranks_from_pixels_and_skips_a_broken_gif(demo_dir, tmp_
     assert out.exists() and (out.parent / "bad_files.csv").exists()
 
 
+@pytest.mark.slow
 def test_tagged_candidates_combine_tag_and_image_scores(demo_dir, tmp_path, sentence_encoder):
     bb = OpenClipFrames(TINY, seed=2)
     cache = tmp_path / "cache"
