@@ -53,6 +53,14 @@ def test_visual_text_trains_end_to_end(compose_cfg, tmp_path):
     assert np.isfinite(metrics["test/pr_auc"])
     model, ckpt = load_recognizer(objects["checkpoint_path"])
     assert model.text_encoder is not None and ckpt["backbone"] is not None
+    # the streaming ranking job scores such a model from its candidates' tags too
+    from gifemo.rank import score_features
+    from gifemo.ranking.job import _scorer
+
+    feats, ds = objects["features"], objects["dataset"]
+    visual = feats.X[:4, :lay.visual_dim]
+    tags = [ds.tags[i] for i in feats.rows[:4]]
+    np.testing.assert_allclose(_scorer(model)(visual, tags), score_features(model, visual, tags))
 
 
 def test_a_checkpoint_of_another_text_model_is_refused(text_run, demo_dir, tmp_path):
