@@ -175,12 +175,11 @@ def rank_gifs(checkpoint: str | os.PathLike, source: str | os.PathLike, *,
         bb = resolve_backbone(ckpt.get("backbone") or {}, weights, str(checkpoint))
         visual, rows, bad = _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run)
     tag_lists = [dataset.tags[i] for i in rows]
-    uses_tags = model.layout.uses_tags or model.layout.uses_text
-    if uses_tags and not any(tag_lists):
+    if model.layout.reads_tags and not any(tag_lists):
         _log.warning("the model uses tag features but the candidates have no tags (a plain "
                      "folder has none: give a manifest.csv with a tags column)")
     try:
-        scores = score_features(model, visual, tag_lists if uses_tags else None)
+        scores = score_features(model, visual, tag_lists)
     except TextModelError as e:
         raise RankError(str(e)) from None
     result = RankResult(ids=[dataset.ids[i] for i in rows], paths=[str(dataset.paths[i]) for i in rows],
@@ -210,10 +209,11 @@ def rank_zero_shot(source: str | os.PathLike, emotions: str | list[str], *,
     """
     from gifemo.features.text_cache import embed_tag_lists
     from gifemo.models.text_encoder import SentenceTagEncoder
-    from gifemo.models.zero_shot import combine_scores, image_text_scores, is_image_text, tag_scores
+    from gifemo.models.zero_shot import (combine_scores, emotion_name, image_text_scores,
+                                         is_image_text, tag_scores)
 
     emotions = [emotions] if isinstance(emotions, str) else list(emotions)
-    emotions = [" ".join(str(e).split()).lower() for e in emotions]
+    emotions = [emotion_name(e) for e in emotions]
     if not emotions or not all(emotions):
         raise RankError("give an emotion name to rank for")
     if image_text is not None and not is_image_text(image_text):
@@ -266,8 +266,8 @@ def _visual_features(dataset, bb, ckpt, run_dir, cache_dir, run):
 
 @torch.no_grad()
 def score_features(model: RecognizerBase, visual, tag_lists) -> np.ndarray:
-    """Scores float32 [N, T] of visual features and tag lists (None when the model has no
-    tag block): x = [visual | tags], then the head."""
+    """Scores float32 [N, T] of visual features and tag lists (ignored by a model with no
+    tag or text block; may then be None): x = [visual | tags | text], then the head."""
     x = model.features(visual, tag_lists)
     if x.shape[0] == 0:
         return np.zeros((0, model.n_tasks), dtype=np.float32)

@@ -61,6 +61,8 @@ def test_visual_text_trains_end_to_end(compose_cfg, tmp_path):
     visual = feats.X[:4, :lay.visual_dim]
     tags = [ds.tags[i] for i in feats.rows[:4]]
     np.testing.assert_allclose(_scorer(model)(visual, tags), score_features(model, visual, tags))
+    with pytest.raises(ValueError, match="uses tags"):   # text is made from tags: None is misuse
+        model.features(visual, None)
 
 
 def test_a_checkpoint_of_another_text_model_is_refused(text_run, demo_dir, tmp_path):

@@ -36,6 +36,7 @@ from gifemo.collect.pool import load_pool
 from gifemo.collect.replay import replay
 from gifemo.collect.scoring import DEFAULT_RERANK_RHO, ZERO_SHOT, score_pool, score_pool_zero_shot
 from gifemo.data.emotions import EMOTIONS
+from gifemo.models.zero_shot import emotion_name
 
 FEATURES_FILE = "features.npy"
 CAMPAIGNS_DIR = "campaigns"
@@ -180,7 +181,7 @@ def create_campaign(conn: sqlite3.Connection, data_root: str | Path, *, name: st
         if not isinstance(emotion, str) or not _EMOTION_NAME.match(emotion.strip()):
             raise InvalidInput(f"emotion {emotion!r}: use 1-40 letters, spaces or - for a "
                                f"zero-shot campaign")
-        emotion = " ".join(emotion.split()).lower()
+        emotion = emotion_name(emotion)
     elif checkpoint is None:
         raise InvalidInput("give a checkpoint, or start a zero-shot campaign (zero_shot)")
     elif emotion not in EMOTIONS:

@@ -44,6 +44,7 @@ from gifemo.collect.errors import PoolError
 from gifemo.collect.pool import CandidatePool
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.labels import MU0, SIGMA0
+from gifemo.models.zero_shot import standardize
 
 TARGET_POSITIVE = MU0 + SIGMA0
 TARGET_NEGATIVE = MU0 - SIGMA0
@@ -202,8 +203,7 @@ def _score_with_checkpoint(pool: CandidatePool, emotion: str, checkpoint: Path,
             table = ensure_visual_features(dataset, cache_dir, bb, clips, dict(ckpt.get("decode") or {}),
                                            run={"progress": False}, run_dir=cache_dir)
             visual, rows, bad = table.visual, np.asarray(table.rows, dtype=np.int64), list(table.bad)
-        uses_tags = model.layout.uses_tags or model.layout.uses_text
-        tag_lists = [dataset.tags[i] for i in rows] if uses_tags else None
+        tag_lists = [dataset.tags[i] for i in rows]
         with torch.no_grad():
             x = model.features(visual, tag_lists)
             s = model(x).double().cpu().numpy()
@@ -221,9 +221,7 @@ ZERO_SHOT = "zero-shot"
 def zero_shot_prior(cosines: np.ndarray) -> np.ndarray:
     """Zero-shot cosines [N] on the head's scale: ``µ₀ + σ₀ z``, z standardised over the pool
     (a constant column -> µ₀ everywhere)."""
-    c = np.asarray(cosines, dtype=np.float64)
-    sd = c.std()
-    return MU0 + SIGMA0 * ((c - c.mean()) / sd if sd > 0 else np.zeros_like(c))
+    return MU0 + SIGMA0 * standardize(np.asarray(cosines, dtype=np.float64)[:, None])[:, 0]
 
 
 def score_pool_zero_shot(pool: CandidatePool, emotion: str, text_model: str = "default",

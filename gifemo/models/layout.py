@@ -77,6 +77,11 @@ class FeatureLayout:
         return "text" in self.blocks
 
     @property
+    def reads_tags(self) -> bool:
+        """Whether a block is computed from the GIFs' tag lists (bag of tags or text)."""
+        return self.uses_tags or self.uses_text
+
+    @property
     def dim(self) -> int:
         return self.visual_dim + self.tag_dim + self.text_dim
 

@@ -154,8 +154,9 @@ class RecognizerBase(pl.LightningModule):
 
     def features(self, visual: np.ndarray | None = None,
                  tag_lists: Sequence[Sequence[str]] | None = None) -> Tensor:
-        """x = [visual | tags | text] [B, d] from visual features and raw tag lists."""
-        if (self.layout.uses_tags or self.layout.uses_text) and tag_lists is None:
+        """x = [visual | tags | text] [B, d] from visual features and raw tag lists (ignored,
+        and may be None, when no block is computed from tags)."""
+        if self.layout.reads_tags and tag_lists is None:
             raise ValueError("this recognizer uses tags: pass tag_lists (empty lists allowed)")
         tags = self.encode_tags(tag_lists) if self.layout.uses_tags else None
         text = None

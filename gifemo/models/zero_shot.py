@@ -62,13 +62,18 @@ class TextEmbedder(Protocol):
     def encode_text(self, texts: list[str]) -> np.ndarray: ...
 
 
+def emotion_name(emotion: object) -> str:
+    """An emotion name as prompts use it: lower case, whitespace collapsed ("" if blank)."""
+    return " ".join(str(emotion).split()).lower()
+
+
 def emotion_prompts(emotion: str, variant: str = "synonyms",
                     synonyms: Mapping[str, Sequence[str]] | None = None) -> list[str]:
     """The prompt texts of ``emotion`` for ``variant`` (module docstring); ``synonyms``
     overrides or extends :data:`SYNONYMS`."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown prompt variant {variant!r}; choose one of {VARIANTS}")
-    name = " ".join(str(emotion).split()).lower()
+    name = emotion_name(emotion)
     if not name:
         raise ValueError("the emotion name is empty")
     if variant == "name":

@@ -61,8 +61,7 @@ class RankJobResult:
 
 
 def _scorer(model):
-    return lambda visual, tag_lists: score_features(
-        model, visual, tag_lists if model.layout.uses_tags or model.layout.uses_text else None)
+    return lambda visual, tag_lists: score_features(model, visual, tag_lists)
 
 
 def run_rank_job(checkpoint, out_dir, *, source=None, paths=None, top_k: int = 100,
