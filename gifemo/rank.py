@@ -77,6 +77,16 @@ class RankResult:
         t = self.emotions.index(emotion)
         return np.argsort(-self.scores[:, t], kind="stable")
 
+    def aligned(self, ids, emotions) -> np.ndarray:
+        """float64 [len(ids), len(emotions)]: the scores in that row and column order, NaN for
+        an id without a score (a bad file, or not a candidate)."""
+        index = {g: i for i, g in enumerate(self.ids)}
+        out = np.full((len(ids), len(emotions)), np.nan)
+        rows = [r for r, g in enumerate(ids) if g in index]
+        out[rows] = self.scores[np.ix_([index[ids[r]] for r in rows],
+                                       [self.emotions.index(e) for e in emotions])]
+        return out
+
     def top(self, emotion: str, n: int = 20) -> list[tuple[str, str, float]]:
         t = self.emotions.index(emotion)
         return [(self.ids[i], self.paths[i], float(self.scores[i, t]))

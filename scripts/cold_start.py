@@ -52,13 +52,7 @@ def supervised_scores(checkpoint: str, dataset_dir: str, ds, cache_dir) -> np.nd
     from gifemo.rank import rank_gifs
 
     res = rank_gifs(checkpoint, dataset_dir, cache_dir=cache_dir, run={"progress": False})
-    index = {g: i for i, g in enumerate(res.ids)}
-    S = np.full((len(ds), len(EMOTIONS)), np.nan)
-    cols = [res.emotions.index(e) for e in EMOTIONS]
-    for i, g in enumerate(ds.ids):
-        if g in index:
-            S[i] = res.scores[index[g], cols]
-    return S
+    return res.aligned(list(ds.ids), EMOTIONS)
 
 
 def main(argv=None) -> int:

@@ -57,12 +57,7 @@ def main(argv=None) -> int:
         from gifemo.rank import rank_gifs
 
         res = rank_gifs(path, a.dataset, cache_dir=a.cache_dir, run={"progress": False})
-        index = {g: i for i, g in enumerate(res.ids)}
-        S = np.full((len(ds), len(EMOTIONS)), np.nan)
-        keep = np.array([g in index for g in ds.ids])
-        S[keep] = res.scores[[index[g] for g in np.asarray(ds.ids)[keep]]][
-            :, [res.emotions.index(e) for e in EMOTIONS]]
-        columns[name] = S
+        columns[name] = res.aligned(list(ds.ids), EMOTIONS)
     mask = split.test.copy()
     for S in columns.values():
         mask &= np.isfinite(S)

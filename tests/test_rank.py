@@ -209,3 +209,12 @@ def test_ranking_computes_features_in_the_checkpoints_precision(trained_lasso, d
         with pytest.raises(RankError, match="stop here"):
             rank_gifs(path, demo_dir, run=run)
         assert seen[-1] == want
+
+
+def test_aligned_scores_follow_the_given_ids_and_emotions_with_nan_for_missing():
+    from gifemo.rank import RankResult
+
+    res = RankResult(ids=["b", "a"], paths=["b.gif", "a.gif"], emotions=["fear", "joy"],
+                     scores=np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    got = res.aligned(["a", "x", "b"], ["joy", "fear"])
+    np.testing.assert_array_equal(got, [[4.0, 3.0], [np.nan, np.nan], [2.0, 1.0]])
