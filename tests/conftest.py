@@ -107,6 +107,18 @@ def _quiet_threads():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cv_memo():
+    """Each test starts without cross-validation results kept by an earlier test (the memo is
+    for rows of one reproduction run, not for tests; cleared only if already imported)."""
+    import sys
+
+    selection = sys.modules.get("gifemo.models.selection")
+    if selection is not None:
+        selection.CV_MEMO.clear()
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny solver problems: thread start-up dominates on the 2 shared cores, so use one."""

@@ -109,3 +109,46 @@ def test_choose_k_validation():
         choose_k_silhouette(W, ks=[2, 5])
     with pytest.raises(ValueError, match="2-D"):
         choose_k_silhouette(np.zeros(5))
+
+
+def test_a_repeated_cross_validation_is_served_from_the_memo(monkeypatch):
+    """The trace-norm CV that clustered MTL needs for k is the one the trace-norm row has just
+    run: the second call returns the same result without fitting; any changed input (one
+    label, the tolerance, the grid) fits again; the caller gets its own copy."""
+    import gifemo.models.selection as sel_mod
+    g = np.random.default_rng(4)
+    N, d, T = 60, 5, 3
+    X = g.standard_normal((N, d))
+    Y = X @ g.standard_normal((d, T)) + g.standard_normal((N, T))
+    train = np.ones((N, T), bool)
+    fold = np.tile(np.arange(N) % 3, (T, 1)).T
+    fits = []
+    real_fit = sel_mod.fit_multitask_linear
+    monkeypatch.setattr(sel_mod, "fit_multitask_linear", lambda *a, **k: (fits.append(1), real_fit(*a, **k))[1])
+    grid = [{"rho": 3.0}, {"rho": 0.3}]
+    factory = TraceNormPenalty(1.0).with_settings
+    first = select_rho_cv(X, Y, Y > 0, train, fold, factory, grid)
+    n_first = len(fits)
+    assert n_first == 2 * 3
+    first.fold_scores[:] = -1.0                        # the caller's copy only
+    again = select_rho_cv(X, Y, Y > 0, train, fold, factory, grid)
+    assert len(fits) == n_first and np.all(again.fold_scores >= 0) and again.best == first.best
+    Y2 = Y.copy()
+    Y2[7, 1] += 1.0
+    select_rho_cv(X, Y2, Y2 > 0, train, fold, factory, grid)
+    select_rho_cv(X, Y, Y > 0, train, fold, factory, grid, tol=1e-5)
+    select_rho_cv(X, Y, Y > 0, train, fold, factory, grid[:1])
+    assert len(fits) == 3 * n_first + 3
+
+
+def test_content_key_sees_values_dtypes_and_shapes():
+    from gifemo.models.fit_memo import content_key
+    import torch
+    a = np.arange(6.0)
+    assert content_key(a, 1) == content_key(a.copy(), 1) == content_key(torch.arange(6.0, dtype=torch.float64), 1)
+    b = a.copy()
+    b[3] = np.nextafter(b[3], 10)
+    keys = {content_key(a, 1), content_key(b, 1), content_key(a.astype(np.float32), 1),
+            content_key(a.reshape(2, 3), 1), content_key(a, 2), content_key(a[::2], 1),
+            content_key(a.view(np.int64), 1)}           # same bytes, another dtype
+    assert len(keys) == 7

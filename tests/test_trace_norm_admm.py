@@ -143,3 +143,57 @@ def test_release_factor_cache_frees_the_factors():
     assert solver.nbytes == 0 and solvers._ADMM_CACHE == []
     with pytest.raises(RuntimeError, match="released"):
         solver.solve(1.0)
+
+
+def test_base_rows_minimise_the_rank_one_terms():
+    """Brute force: a row in the base costs 1 + (tasks without it) rank-1 terms, a row
+    outside costs (tasks with it); every row must sit on its cheaper side."""
+    from gifemo.models.trace_norm_admm import _base_rows
+    g = np.random.default_rng(7)
+    for T in (2, 3, 4, 17):
+        rows = [np.flatnonzero(g.random(300) < p) for p in g.uniform(0.05, 0.95, T)]
+        count = sum(np.isin(np.arange(300), r) for r in rows)
+        in_base = np.isin(np.arange(300), _base_rows(300, rows))
+        cost_in, cost_out = 1 + (T - count), count
+        assert np.all(np.where(in_base, cost_in <= cost_out, cost_out <= cost_in))
+        assert np.all(in_base[cost_in < cost_out]) and not np.any(in_base[cost_out < cost_in])
+
+
+def test_gifgif_shaped_grams_come_from_the_shared_rows_once(monkeypatch):
+    """GIFs rated for every emotion (each task drops its own few) plus GIFs collected for one
+    emotion: the shared rows' Gram is formed once, each task adds its own rows and removes
+    its dropped ones — fewer rows multiplied than forming each task's Gram, same matrices."""
+    from gifemo.models import trace_norm_admm as tna
+    g = np.random.default_rng(8)
+    n_shared, n_own, T, d = 60, 12, 5, 30
+    X = g.random((n_shared + T * n_own, d))
+    rows = [np.sort(np.concatenate([np.flatnonzero(g.random(n_shared) < 0.9),
+                                    n_shared + t * n_own + np.arange(n_own)])) for t in range(T)]
+    multiplied = []
+    real_gram = tna._gram
+    monkeypatch.setattr(tna, "_gram", lambda X, r: (multiplied.append(r.size), real_gram(X, r))[1])
+    got = {t: G for t, G, primal in tna._shared_grams(X, rows, True) if primal}
+    assert sorted(got) == list(range(T))
+    for t, r in enumerate(rows):
+        Xt = X[r] - X[r].mean(0)
+        np.testing.assert_allclose(got[t], Xt.T @ Xt, rtol=1e-10, atol=1e-10)
+    assert multiplied[0] == tna._base_rows(X.shape[0], rows).size > 0.8 * n_shared
+    assert sum(multiplied) < 0.6 * sum(r.size for r in rows)
+
+
+@pytest.mark.parametrize("shape", [(200, 30, 6), (40, 60, 6)], ids=["rows>features",
+                                                                     "rows<features"])
+def test_threads_over_tasks_give_the_same_path_as_one_thread(shape):
+    """The per-task factorisations and solves are independent, so running them in threads
+    changes nothing: bit-identical W along a ρ path."""
+    X, Y, mask = _problem(*shape, seed=9)
+    paths = []
+    for workers in (1, 2):
+        admm, W, path = TraceNormADMM(_Problem(X, Y, mask, True), workers=workers), None, []
+        assert admm.workers == workers
+        for rho in (10.0, 1.0):
+            W, n_iter, rep, mu = admm.solve(rho, W0=W, tol=1e-6)
+            path.append((W.numpy().copy(), n_iter, mu))
+        paths.append(path)
+    for (W1, n1, mu1), (W2, n2, mu2) in zip(*paths):
+        assert n1 == n2 and mu1 == mu2 and np.array_equal(W1, W2)

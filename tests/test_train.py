@@ -233,16 +233,18 @@ def test_optuna_search_runs_trials_and_reports_the_best(small_run_overrides, dem
 
 def test_k_comes_from_the_cross_validated_trace_norm_w(compose_cfg, tmp_path):
     """select_k_trace_rho=cv: clustered MTL's k is the silhouette k of the W that the
-    cross-validated trace-norm run fits on the same split (what Figure 6 shows)."""
-    from gifemo.models.selection import choose_k_silhouette
+    cross-validated trace-norm run fits on the same split (what Figure 6 shows); the second
+    run takes that cross-validation from the memo instead of repeating it."""
+    from gifemo.models.selection import CV_MEMO, choose_k_silhouette
 
     common = ["features=tags", "data.split.n_folds=3", "trace_norm_grid=[{rho:30.0},{rho:3.0}]",
               "evaluate_test=false", "save_checkpoint=false", "model.tol=1.0e-3"]
     m_tn, o_tn = run_train(compose_cfg(tmp_path / "tn", ["model=trace_norm", "select_rho=true",
                                                          *common]))
+    hits = CV_MEMO.hits
     m_cm, o_cm = run_train(compose_cfg(tmp_path / "cm", ["model=clustered_mtl", "select_k=true",
                                                          "select_k_trace_rho=cv", *common]))
     tn_rho = o_tn["model"].penalty.rho
-    assert m_cm["cv/k_trace_rho"] == tn_rho
+    assert m_cm["cv/k_trace_rho"] == tn_rho and CV_MEMO.hits == hits + 1
     k, _ = choose_k_silhouette(o_tn["model"].head.W.detach().double(), range(2, 11))
     assert o_cm["model"].penalty.k == k == m_cm["cv/k"]

@@ -11,7 +11,9 @@
   ranking quality; ``"mse"`` is the mean squared error over the fold's labelled entries.
   The grid value with the best mean over folds wins; ties go to the earliest grid entry
   (list the grid from strongest to weakest regularisation to prefer the simpler model).
-  Within a fold, each fit is warm-started from the previous grid value's solution.
+  Within a fold, each fit is warm-started from the previous grid value's solution. The
+  result is kept (:data:`CV_MEMO`, keyed by the inputs' content): clustered MTL's k needs
+  the trace-norm cross-validation that the trace-norm row has just run on the same split.
 - :func:`choose_k_silhouette` runs k-means (scikit-learn ``KMeans``) on the columns of a
   weight matrix (one point per emotion, as in Fig. 6 for the trace-norm W) and returns the
   k with the highest mean silhouette (``silhouette_score``); ties go to the smaller k.
@@ -31,6 +33,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from gifemo.eval.metrics import NoPositivesWarning, evaluate_rankings
+from gifemo.models.fit_memo import FitMemo, content_key
 from gifemo.models.penalties import Penalty
 from gifemo.models.solvers import fit_multitask_linear, release_factor_cache
 
@@ -40,6 +43,8 @@ __all__ = ["RhoSelection", "select_rho_cv", "choose_k_silhouette", "cv_trace_rho
 _log = logging.getLogger(__name__)
 
 METRICS = ("pr_auc", "mse")
+
+CV_MEMO = FitMemo(size=8)  # select_rho_cv results of this process (5 seeds × a few rows)
 
 
 @dataclass
@@ -100,14 +105,31 @@ def select_rho_cv(X: Any, Y: Any, positive: Any, train: Any, fold: Any,
     folds = np.unique(fold[train])
     if folds.size < 2:
         raise ValueError(f"need at least 2 folds inside the train mask, got {folds.tolist()}")
+    penalties = [penalty_factory(v) for v in grid]
+    key = content_key(Xn, Yn, Pn, train, fold, repr(grid), [repr(p) for p in penalties], metric,
+                      fit_intercept, tol, max_iter)
+    hits = CV_MEMO.hits
+    sel = CV_MEMO.get_or_compute(key, lambda: _cross_validate(
+        Xn, Yn, Pn, train, fold, folds, grid, penalties, metric, fit_intercept, tol, max_iter))
+    if CV_MEMO.hits > hits:
+        _log.info("cross-validation over %s reused: same data, split and settings as an "
+                  "earlier run in this process", grid)
+    if sel.n_excluded:
+        warnings.warn(f"{sel.n_excluded} emotion-fold pairs had no validation positive and "
+                      f"were left out of the PR-AUC", NoPositivesWarning, stacklevel=2)
+    return sel
+
+
+def _cross_validate(Xn, Yn, Pn, train, fold, folds, grid, penalties, metric, fit_intercept,
+                    tol, max_iter) -> RhoSelection:
     scores = np.full((len(grid), folds.size), np.nan)
     n_excluded = 0
     for j, k in enumerate(folds):
         fit_mask = train & (fold != k)
         val_mask = train & (fold == k)
         W0 = None
-        for i, value in enumerate(grid):
-            res = fit_multitask_linear(Xn, Yn, fit_mask, penalty_factory(value),
+        for i, penalty in enumerate(penalties):
+            res = fit_multitask_linear(Xn, Yn, fit_mask, penalty,
                                        fit_intercept=fit_intercept, tol=tol,
                                        max_iter=max_iter, W0=W0)
             W0 = res.W
@@ -125,9 +147,6 @@ def select_rho_cv(X: Any, Y: Any, positive: Any, train: Any, fold: Any,
     mean = scores.mean(1)
     higher = metric == "pr_auc"
     best = int(np.argmax(mean) if higher else np.argmin(mean))  # first of equal values
-    if n_excluded:
-        warnings.warn(f"{n_excluded} emotion-fold pairs had no validation positive and were "
-                      f"left out of the PR-AUC", NoPositivesWarning, stacklevel=2)
     return RhoSelection(grid=grid, fold_scores=scores, scores=mean, best_index=best,
                         best=grid[best], metric=metric, higher_is_better=higher,
                         n_excluded=n_excluded)

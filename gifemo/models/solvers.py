@@ -59,7 +59,6 @@ For weights trained by minibatch SGD/Adam (e.g. through the Lightning loop),
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ from sklearn.linear_model import Lasso
 from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
+from gifemo.models.fit_memo import content_key
 from gifemo.models.penalties import L1Penalty, Penalty, TraceNormPenalty
 
 __all__ = [
@@ -447,12 +447,7 @@ def _admm_for(prob: _Problem):
     point keeps its Gram matrices; only the per-μ Cholesky factors are new)."""
     from gifemo.models.trace_norm_admm import TraceNormADMM
 
-    h = hashlib.blake2b(digest_size=20)
-    for a in (prob.X, prob.Y, prob.M):
-        h.update(str(tuple(a.shape)).encode())
-        h.update(a.numpy().tobytes())
-    h.update(b"1" if prob.fit_intercept else b"0")
-    key = h.digest()
+    key = content_key(prob.X, prob.Y, prob.M, prob.fit_intercept)
     if _ADMM_CACHE and _ADMM_CACHE[0][0] == key:
         return _ADMM_CACHE[0][1]
     release_factor_cache()  # free the previous problem's matrices before building new ones
