@@ -179,21 +179,3 @@ def test_gifgif_shaped_grams_come_from_the_shared_rows_once(monkeypatch):
         np.testing.assert_allclose(got[t], Xt.T @ Xt, rtol=1e-10, atol=1e-10)
     assert multiplied[0] == tna._base_rows(X.shape[0], rows).size > 0.8 * n_shared
     assert sum(multiplied) < 0.6 * sum(r.size for r in rows)
-
-
-@pytest.mark.parametrize("shape", [(200, 30, 6), (40, 60, 6)], ids=["rows>features",
-                                                                     "rows<features"])
-def test_threads_over_tasks_give_the_same_path_as_one_thread(shape):
-    """The per-task factorisations and solves are independent, so running them in threads
-    changes nothing: bit-identical W along a ρ path."""
-    X, Y, mask = _problem(*shape, seed=9)
-    paths = []
-    for workers in (1, 2):
-        admm, W, path = TraceNormADMM(_Problem(X, Y, mask, True), workers=workers), None, []
-        assert admm.workers == workers
-        for rho in (10.0, 1.0):
-            W, n_iter, rep, mu = admm.solve(rho, W0=W, tol=1e-6)
-            path.append((W.numpy().copy(), n_iter, mu))
-        paths.append(path)
-    for (W1, n1, mu1), (W2, n2, mu2) in zip(*paths):
-        assert n1 == n2 and mu1 == mu2 and np.array_equal(W1, W2)

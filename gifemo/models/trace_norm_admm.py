@@ -45,16 +45,12 @@ certificate as FISTA; the returned W is the certified one of the two.
 from __future__ import annotations
 
 import math
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
@@ -197,22 +193,14 @@ class TraceNormADMM:
     shared_gram : bool
         Form the per-task Grams from one XᵀX (:func:`_shared_grams`); False forms each
         X_tᵀX_t directly (the benchmark's reference).
-    workers : int or None
-        Threads over tasks for the factorisations and the W-step solves, each with one BLAS
-        thread (LAPACK releases the GIL). Default: the CPUs this process may use. T
-        independent d × d factorisations run ≈ 1.9× faster on 2 cores this way than one
-        after another with 2 BLAS threads each, which oversubscribe when combined with
-        threads (``benchmarks/solvers.py --trace-path``).
     """
 
     def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 1.0,
-                 mu_keep: float = 10.0, shared_gram: bool = True,
-                 workers: int | None = None) -> None:
+                 mu_keep: float = 10.0, shared_gram: bool = True) -> None:
         self.prob = prob
         self.alpha = alpha
         self.mu_snap = mu_snap
         self.mu_keep = mu_keep
-        self.workers = max(1, min(prob.T, workers or len(os.sched_getaffinity(0))))
         self._X = prob.X.numpy()
         X = self._X
         self._rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
@@ -246,28 +234,12 @@ class TraceNormADMM:
         self.released = True
 
     # ---- pieces --------------------------------------------------------------------------
-    @staticmethod
-    def _each(f, items) -> list:
-        return [f(i) for i in items]
-
-    @contextmanager
-    def _threads_over_tasks(self):
-        """For the duration: ``_each`` maps over tasks in ``workers`` threads, one BLAS
-        thread each (a plain loop when workers == 1)."""
-        if self.workers == 1:
-            yield
-            return
-        with threadpool_limits(limits=1), ThreadPoolExecutor(self.workers) as ex:
-            self._each = lambda f, items: list(ex.map(f, items))
-            try:
-                yield
-            finally:
-                del self._each  # back to the class's plain loop
-
     def _factor(self, mu: float) -> None:
         if any(s.mu != mu for s in self._systems):
             t0 = time.perf_counter()
-            self._each(lambda s: s.factor(mu), self._systems)
+            for s in self._systems:  # one after another: OpenBLAS's 2 threads inside each
+                s.factor(mu)           # potrf beat 2 single-threaded ones side by side
+                                       # (8.0 vs 11.2 s per set at d = 4,235, idle 2 cores)
             self.n_factorizations += 1
             self.factor_seconds += time.perf_counter() - t0
 
@@ -276,9 +248,9 @@ class TraceNormADMM:
         K_t share one product with X and one with Xᵀ (all their columns at once)."""
         rhs = (self._rhs0 + mu * V).numpy()
         out = np.empty_like(rhs)
-        primal = [t for t, s in enumerate(self._systems) if s.primal]
-        for t, x in zip(primal, self._each(lambda t: self._systems[t].solve(rhs[:, t]), primal)):
-            out[:, t] = x
+        for t, s in enumerate(self._systems):
+            if s.primal:
+                out[:, t] = s.solve(rhs[:, t])
         if self._dual:
             X = self._X
             P = X @ rhs[:, self._dual]
@@ -352,26 +324,25 @@ class TraceNormADMM:
         if mu is None:
             mu = self.initial_mu(rho, Z, G)
         U = -G / mu
-        with self._threads_over_tasks():
-            self._factor(mu)
-            it = 0
-            for it in range(1, max_iter + 1):
-                W = self._w_step(mu, Z - U)
-                What = self.alpha * W + (1.0 - self.alpha) * Z
-                Z = self._svt(What + U, rho / mu)
-                U = U + What - Z
-                if it % check_every == 0 or it == max_iter:
-                    for cand in (Z, W):
-                        R, XtR = self._residual(cand)
-                        rep = prob.gap(cand, pen, R=R, XtR=XtR)
-                        if not math.isfinite(rep.primal):
-                            raise FloatingPointError(f"ADMM: objective became {rep.primal} at "
-                                                     f"iteration {it}")
-                        if rep.primal < primal:
-                            primal, best_W = rep.primal, cand
-                        dual = max(dual, rep.dual)
-                    report = GapReport(primal, dual, max(primal - dual, 0.0) / max(primal, 1e-300))
-                    if report.rel_gap <= tol:
-                        break
+        self._factor(mu)
+        it = 0
+        for it in range(1, max_iter + 1):
+            W = self._w_step(mu, Z - U)
+            What = self.alpha * W + (1.0 - self.alpha) * Z
+            Z = self._svt(What + U, rho / mu)
+            U = U + What - Z
+            if it % check_every == 0 or it == max_iter:
+                for cand in (Z, W):
+                    R, XtR = self._residual(cand)
+                    rep = prob.gap(cand, pen, R=R, XtR=XtR)
+                    if not math.isfinite(rep.primal):
+                        raise FloatingPointError(f"ADMM: objective became {rep.primal} at "
+                                                 f"iteration {it}")
+                    if rep.primal < primal:
+                        primal, best_W = rep.primal, cand
+                    dual = max(dual, rep.dual)
+                report = GapReport(primal, dual, max(primal - dual, 0.0) / max(primal, 1e-300))
+                if report.rel_gap <= tol:
+                    break
         self.mu = mu
         return best_W, it, report, mu
