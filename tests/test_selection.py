@@ -62,13 +62,16 @@ def test_pr_auc_scores_are_validation_fold_aurocs_and_masks_are_respected():
     np.testing.assert_allclose(res2.fold_scores, res.fold_scores)
 
 
-def test_tuple_grid_for_clustered_mtl():
-    g = np.random.default_rng(2)
-    N, d, T = 80, 6, 4
+def _linear_tasks(seed, N, d, T, n_folds):
+    """X, Y = X·W + noise, everything in train, rows dealt round-robin into folds."""
+    g = np.random.default_rng(seed)
     X = g.standard_normal((N, d))
     Y = X @ g.standard_normal((d, T)) + g.standard_normal((N, T))
-    train = np.ones((N, T), bool)
-    fold = np.tile(np.arange(N) % 2, (T, 1)).T
+    return X, Y, np.ones((N, T), bool), np.tile(np.arange(N) % n_folds, (T, 1)).T
+
+
+def test_tuple_grid_for_clustered_mtl():
+    X, Y, train, fold = _linear_tasks(2, 80, 6, 4, n_folds=2)
     res = select_rho_cv(X, Y, Y > 0, train, fold, lambda p: ClusteredMTLPenalty(*p, k=2),
                         [(10.0, 0.1), (1.0, 1.0)], metric="mse")
     assert res.best in [(10.0, 0.1), (1.0, 1.0)] and res.fold_scores.shape == (2, 2)
@@ -116,12 +119,7 @@ def test_a_repeated_cross_validation_is_served_from_the_memo(monkeypatch):
     run: the second call returns the same result without fitting; any changed input (one
     label, the tolerance, the grid) fits again; the caller gets its own copy."""
     import gifemo.models.selection as sel_mod
-    g = np.random.default_rng(4)
-    N, d, T = 60, 5, 3
-    X = g.standard_normal((N, d))
-    Y = X @ g.standard_normal((d, T)) + g.standard_normal((N, T))
-    train = np.ones((N, T), bool)
-    fold = np.tile(np.arange(N) % 3, (T, 1)).T
+    X, Y, train, fold = _linear_tasks(4, 60, 5, 3, n_folds=3)
     fits = []
     real_fit = sel_mod.fit_multitask_linear
     monkeypatch.setattr(sel_mod, "fit_multitask_linear", lambda *a, **k: (fits.append(1), real_fit(*a, **k))[1])
