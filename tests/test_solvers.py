@@ -77,6 +77,20 @@ def test_masked_multitask_lasso_is_per_task_sklearn_on_labelled_rows(method):
     assert _rel(ours.objective, total) <= 1e-6
 
 
+def test_lasso_tasks_in_threads_equal_one_after_another(monkeypatch):
+    """The tasks' coordinate descents run in one thread per CPU; they are independent, so the
+    result is bit-identical to a single thread's (and no ConvergenceWarning escapes)."""
+    import os
+    X, Y, mask = _problem(n=200, d=40, T=6, seed=4)
+    pen = L1Penalty(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        threaded = fit_multitask_linear(X, Y, mask, pen, method="cd", tol=1e-8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    single = fit_multitask_linear(X, Y, mask, pen, method="cd", tol=1e-8)
+    assert threaded.converged and np.array_equal(threaded.W.numpy(), single.W.numpy())
+
+
 # ---------------------------------------------------------------- trace norm vs scipy ----
 def _trace_norm_reference(X, Y, mask, rho, seeds=(0, 1, 2)):
     """min loss(UVᵀ, b) + ρ(‖U‖² + ‖V‖²)/2 by scipy L-BFGS-B: ‖W‖_* = min_{UVᵀ=W} of the
