@@ -55,9 +55,11 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
+from gifemo.models.admm import NormPenaltyADMM
 from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import (
     _fista,
+    _lasso_cd,
     _Problem,
     fit_multitask_linear,
     objective,
@@ -291,14 +293,13 @@ def old_lipschitz(prob: _Problem, n_power: int = 30) -> float:
 def _admm_path(prob: _Problem, grid, tol: float, **options) -> tuple[list, float, int]:
     """One warm-started ADMM path (largest ρ first): rows (ρ, iterations, seconds, seconds
     in Cholesky, certified gap), the setup seconds (Gram matrices) and the bytes held."""
-    from gifemo.models.trace_norm_admm import TraceNormADMM
 
-    admm, setup = timed(lambda: TraceNormADMM(prob, **options))
+    admm, setup = timed(lambda: NormPenaltyADMM(prob, **options))
     nbytes = admm.nbytes
     rows, W = [], None
     for rho in grid:
         chol0 = admm.factor_seconds
-        (W, it, rep, _), secs = timed(lambda: admm.solve(rho, W0=W, tol=tol))
+        (W, it, rep, _), secs = timed(lambda: admm.solve(TraceNormPenalty(rho), W0=W, tol=tol))
         rows.append((rho, it, secs, admm.factor_seconds - chol0, rep.rel_gap))
     admm.release()
     return rows, setup, nbytes
@@ -356,19 +357,62 @@ def trace_path_bench(n: int, fista_iters: int, tol: float = 1e-4) -> None:
     print(f"load average at end: {os.getloadavg()}")
 
 
+def lasso_path_bench(n: int, cd_tasks: int, tol: float = 1e-4) -> None:
+    """The lasso along the CV grid on the trace-path problem: ADMM (all tasks, factor sets
+    shared with the trace norm's machinery) against scikit-learn coordinate descent (our
+    certified wrapper, tasks in threads) on the first ``cd_tasks`` tasks only — CD takes
+    minutes per task at small ρ, so its all-task time is printed as a labelled estimate."""
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    grid = [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
+    X, Y, _ = synthetic(n=n)
+    mask = cv_fit_masks(n, Y.shape[1])
+    T = Y.shape[1]
+    print(f"\n=== lasso path: n={n}, d={X.shape[1]}, T={T}, labelled={mask.mean():.3f}, grid "
+          f"{grid}, tol {tol:g}; load average at start {os.getloadavg()} ===")
+    prob = _Problem(X, Y, mask, True)
+    admm, setup = timed(lambda: NormPenaltyADMM(prob))
+    print(f"ADMM, all {T} tasks: setup {setup:.1f} s")
+    print(f"  {'rho':>6s} {'iters':>6s} {'s':>7s} {'chol s':>7s} {'gap':>8s} {'nnz':>7s}")
+    W, total = None, setup
+    for rho in grid:
+        chol0 = admm.factor_seconds
+        (W, it, rep, _), secs = timed(lambda: admm.solve(L1Penalty(rho), W0=W, tol=tol))
+        total += secs
+        print(f"  {rho:6g} {it:6d} {secs:7.1f} {admm.factor_seconds - chol0:7.1f} "
+              f"{rep.rel_gap:8.1e} {int((W != 0).sum()):7d}", flush=True)
+    admm.release()
+    print(f"  path total {total:.1f} s with setup")
+    if cd_tasks <= 0:
+        return
+    sub = _Problem(X, Y[:, :cd_tasks], mask[:, :cd_tasks], True)
+    print(f"coordinate descent (scikit-learn), first {cd_tasks} tasks:")
+    print(f"  {'rho':>6s} {'s':>7s} {'gap':>8s} {'est. all tasks s':>17s}")
+    W, total = None, 0.0
+    for rho in grid:
+        (W, it, rep), secs = timed(lambda: _lasso_cd(sub, L1Penalty(rho), W if W is not None else
+                                                     torch.zeros(sub.d, cd_tasks, dtype=torch.float64),
+                                                     tol, 100_000))
+        total += secs
+        print(f"  {rho:6g} {secs:7.1f} {rep.rel_gap:8.1e} {secs * T / cd_tasks:17.0f}", flush=True)
+    print(f"  path total {total:.1f} s for {cd_tasks} tasks (estimate for {T}: "
+          f"{total * T / cd_tasks:.0f} s); load average at end {os.getloadavg()}")
+
+
 def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
     """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
     against iterations (the choice of the default, 10)."""
-    from gifemo.models.trace_norm_admm import TraceNormADMM
+    from gifemo.models.admm import NormPenaltyADMM
 
     X, Y, _ = synthetic(n=n, d_vis=d_vis, d_tag=max(d_vis // 30, 5))
     prob = _Problem(X, Y, cv_fit_masks(n, Y.shape[1]), True)
     print(f"\n=== mu_keep sweep: n={n}, d={X.shape[1]}; load {os.getloadavg()[0]:.1f} ===")
     for keep in keeps:
-        admm, W, its, mus = TraceNormADMM(prob, mu_keep=keep), None, [], []
+        admm, W, its, mus = NormPenaltyADMM(prob, mu_keep=keep), None, [], []
         t0 = time.perf_counter()
         for rho in (100.0, 30.0, 10.0, 3.0, 1.0, 0.3, 0.1):
-            W, it, _, mu = admm.solve(rho, W0=W)
+            W, it, _, mu = admm.solve(TraceNormPenalty(rho), W0=W)
             its.append(it)
             mus.append(f"{mu:.2g}")
         print(f"mu_keep {keep:g}: {admm.n_factorizations} Cholesky sets, iterations {its} "
@@ -385,6 +429,10 @@ def main() -> None:
                     help="trace norm at every rho of the CV grid at paper scale (see above)")
     ap.add_argument("--fista-iters", type=int, default=20,
                     help="FISTA iterations per rho in --trace-path (cap; 0 = skip FISTA)")
+    ap.add_argument("--lasso-path", action="store_true",
+                    help="lasso at every rho of its CV grid at paper scale: ADMM vs coordinate descent")
+    ap.add_argument("--cd-tasks", type=int, default=2,
+                    help="tasks that coordinate descent solves in --lasso-path (0 = skip CD)")
     ap.add_argument("--mu-keep-sweep", action="store_true",
                     help="ADMM path for mu_keep 10, 100, 1000 (n default 1500, d = 1,033)")
     args = ap.parse_args()
@@ -393,6 +441,9 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     if args.mu_keep_sweep:
         mu_keep_sweep(args.n or 1500, 1000)
+        return
+    if args.lasso_path:
+        lasso_path_bench(args.n or 6113, args.cd_tasks)
         return
     if args.trace_path:
         with warnings.catch_warnings():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gifemo.models.penalties import L1Penalty, TraceNormPenalty
+from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import _admm_for, _Problem, duality_gap, fit_multitask_linear
-from gifemo.models.trace_norm_admm import TraceNormADMM, _shared_grams, _TaskSystem
+from gifemo.models.admm import NormPenaltyADMM, _shared_grams, _TaskSystem
 from test_solvers import _trace_norm_reference
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,10 +43,10 @@ def test_admm_matches_scipy_factorised_reference(shape, rho):
 def test_admm_path_agrees_with_fista_at_every_rho(shape):
     X, Y, mask = _problem(*shape, seed=2)
     prob = _Problem(X, Y, mask, True)
-    admm = TraceNormADMM(prob)
+    admm = NormPenaltyADMM(prob)
     W = None
     for rho in (100.0, 10.0, 1.0, 0.1):
-        W, n_iter, rep, mu = admm.solve(rho, W0=W, tol=1e-7)
+        W, n_iter, rep, mu = admm.solve(TraceNormPenalty(rho), W0=W, tol=1e-7)
         assert rep.rel_gap <= 1e-7
         fista = fit_multitask_linear(X, Y, mask, TraceNormPenalty(rho), method="fista",
                                      tol=1e-6, max_iter=50_000)
@@ -71,8 +71,8 @@ def test_auto_uses_admm_for_the_trace_norm_and_reuses_the_gram_matrices():
     assert _admm_for(prob) is solver and solver.n_factorizations == n_before
     fista = fit_multitask_linear(X, Y, mask, TraceNormPenalty(1.0), method="fista")
     assert abs(b.objective - fista.objective) <= 2e-4 * fista.objective
-    with pytest.raises(ValueError, match="method='admm' is for TraceNormPenalty"):
-        fit_multitask_linear(X, Y, mask, L1Penalty(1.0), method="admm")
+    with pytest.raises(ValueError, match="method='admm' is for TraceNormPenalty or L1Penalty"):
+        fit_multitask_linear(X, Y, mask, ClusteredMTLPenalty(1.0, 1.0, k=2), method="admm")
 
 
 def test_admm_zero_at_huge_rho_and_empty_task():
@@ -122,11 +122,11 @@ def test_task_system_keeps_its_gram_across_new_mu(monkeypatch):
 def test_mu_keep_one_refactors_at_every_new_mu():
     X, Y, mask = _problem(80, 20, 5, seed=3)
     prob = _Problem(X, Y, mask, True)
-    strict, loose = TraceNormADMM(prob, mu_keep=1.0), TraceNormADMM(prob, mu_keep=1e6)
+    strict, loose = NormPenaltyADMM(prob, mu_keep=1.0), NormPenaltyADMM(prob, mu_keep=1e6)
     Ws, Wl = None, None
     for rho in (10.0, 3.0, 1.0):
-        Ws, _, rs, _ = strict.solve(rho, W0=Ws, tol=1e-6)
-        Wl, _, rl, _ = loose.solve(rho, W0=Wl, tol=1e-6)
+        Ws, _, rs, _ = strict.solve(TraceNormPenalty(rho), W0=Ws, tol=1e-6)
+        Wl, _, rl, _ = loose.solve(TraceNormPenalty(rho), W0=Wl, tol=1e-6)
         assert rs.rel_gap <= 1e-6 and rl.rel_gap <= 1e-6
         assert abs(rs.primal - rl.primal) <= 2e-6 * rs.primal
     assert strict.n_factorizations == 3 and loose.n_factorizations == 1
@@ -148,7 +148,7 @@ def test_release_factor_cache_frees_the_factors():
 def test_base_rows_minimise_the_rank_one_terms():
     """Brute force: a row in the base costs 1 + (tasks without it) rank-1 terms, a row
     outside costs (tasks with it); every row must sit on its cheaper side."""
-    from gifemo.models.trace_norm_admm import _base_rows
+    from gifemo.models.admm import _base_rows
     g = np.random.default_rng(7)
     for T in (2, 3, 4, 17):
         rows = [np.flatnonzero(g.random(300) < p) for p in g.uniform(0.05, 0.95, T)]
@@ -163,7 +163,7 @@ def test_gifgif_shaped_grams_come_from_the_shared_rows_once(monkeypatch):
     """GIFs rated for every emotion (each task drops its own few) plus GIFs collected for one
     emotion: the shared rows' Gram is formed once, each task adds its own rows and removes
     its dropped ones — fewer rows multiplied than forming each task's Gram, same matrices."""
-    from gifemo.models import trace_norm_admm as tna
+    from gifemo.models import admm as tna
     g = np.random.default_rng(8)
     n_shared, n_own, T, d = 60, 12, 5, 30
     X = g.random((n_shared + T * n_own, d))
@@ -179,3 +179,38 @@ def test_gifgif_shaped_grams_come_from_the_shared_rows_once(monkeypatch):
         np.testing.assert_allclose(got[t], Xt.T @ Xt, rtol=1e-10, atol=1e-10)
     assert multiplied[0] == tna._base_rows(X.shape[0], rows).size > 0.8 * n_shared
     assert sum(multiplied) < 0.6 * sum(r.size for r in rows)
+
+
+@pytest.mark.parametrize("shape", [(120, 20, 4), (30, 50, 4)], ids=["rows>features",
+                                                                   "rows<features"])
+def test_admm_lasso_path_matches_per_task_sklearn(shape):
+    """The same ADMM with the entrywise soft threshold solves the masked lasso: along a
+    warm-started ρ path each task equals scikit-learn's Lasso on its labelled rows (tight
+    tolerance), and the certified gap holds."""
+    from sklearn.linear_model import Lasso
+    X, Y, mask = _problem(*shape, seed=6)
+    admm = NormPenaltyADMM(_Problem(X, Y, mask, True))
+    W = None
+    for rho in (10.0, 1.0, 0.1):
+        W, n_iter, rep, mu = admm.solve(L1Penalty(rho), W0=W, tol=1e-9)
+        assert rep.rel_gap <= 1e-9
+        total = 0.0
+        for t in range(shape[2]):
+            rows = mask[:, t]
+            sk = Lasso(alpha=rho / (2 * rows.sum()), tol=1e-14, max_iter=1_000_000).fit(X[rows], Y[rows, t])
+            r = X[rows] @ sk.coef_ + sk.intercept_ - Y[rows, t]
+            total += (r ** 2).sum() + rho * np.abs(sk.coef_).sum()
+            np.testing.assert_allclose(W[:, t].numpy(), sk.coef_, atol=1e-4)
+        assert abs(rep.primal - total) <= 1e-8 * total
+
+
+def test_mu_scale_is_sigma1_for_the_trace_norm_and_mean_nonzero_for_the_lasso():
+    """Hand-worked: W with entries 3, −1 and zeros. The trace norm's scale is σ₁ (W is rank 1
+    here: σ₁ = √(3² + 1²)); the lasso's is the mean |Wᵢⱼ| over nonzeros, (3 + 1)/2 = 2."""
+    from gifemo.models.admm import _scale
+    W = torch.tensor([[3.0, 0.0], [-1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    assert _scale(TraceNormPenalty(1.0), W) == pytest.approx(10 ** 0.5)
+    assert _scale(L1Penalty(1.0), W) == pytest.approx(2.0)
+    assert _scale(L1Penalty(1.0), torch.zeros(3, 2, dtype=torch.float64)) == 0.0
+    with pytest.raises(TypeError, match="ADMM solves"):
+        NormPenaltyADMM(_Problem(*_problem(20, 3, 2, seed=1), True)).solve(ClusteredMTLPenalty(1.0, 1.0, k=1))

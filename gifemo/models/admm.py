@@ -1,9 +1,10 @@
-"""Trace-norm multi-task least squares by ADMM (paper §3.5.3, eq. 7).
+"""Masked multi-task least squares with a norm penalty by ADMM: the trace norm (paper
+§3.5.3, eq. 7) and the lasso (eq. 1).
 
 Problem (as in :mod:`gifemo.models.solvers`, unhalved loss, per-task masks, intercept
 eliminated exactly)::
 
-    min_W  f(W) + ρ‖W‖_*,   f(W) = Σ_t ‖C_t (X_t w_t − y_t)‖²
+    min_W  f(W) + ρ‖W‖,   f(W) = Σ_t ‖C_t (X_t w_t − y_t)‖²,   ‖·‖ = ‖·‖_* or ‖·‖₁
 
 X_t: task t's labelled rows, C_t: centring over them (the optimal intercept), w_t: column t.
 
@@ -14,7 +15,8 @@ scaled dual U::
 
     W ← argmin f(W) + (μ/2)‖W − Z + U‖²      exact, one linear solve per task
     Ŵ ← α W + (1 − α) Z                       over-relaxation, α = 1.6
-    Z ← SVT_{ρ/μ}(Ŵ + U)                      singular value thresholding (the trace norm's prox)
+    Z ← prox_{ρ‖·‖/μ}(Ŵ + U)                  singular-value (trace norm) or entrywise
+                                              (lasso) soft threshold
     U ← U + Ŵ − Z
 
 The W-step decouples over tasks: (2 H_t + μ I) w_t = 2 X_tᵀ C_t y_t + μ (z_t − u_t) with
@@ -24,12 +26,20 @@ K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity). The task
 subsets of one X, so their Grams come from one XᵀX minus each task's excluded rows
 (:func:`_shared_grams`); each task keeps its Gram and its current factor in ONE array (upper
 and lower triangle), so a new μ costs T Cholesky factorisations and no new memory, and one
-:class:`TraceNormADMM` solves a whole ρ path (largest ρ first, warm-started);
-:meth:`TraceNormADMM.release` frees it.
+:class:`NormPenaltyADMM` solves a whole ρ path (largest ρ first, warm-started) of either
+penalty; :meth:`NormPenaltyADMM.release` frees it.
 
-Choice of μ: μ = ρ/σ₁(W), σ₁ from the warm start (or estimated from one proximal gradient
-step at W = 0), kept fixed during the solve; along a path the factored μ is kept while
-ρ/σ₁(W) stays within ``mu_keep`` (10×) of it: along the grid 100 … 0.1 the best μ falls
+Why ADMM for the lasso too: at paper scale (n_t ≈ 5,000 GIFs, d = 4,096 correlated,
+non-negative C3D-like features) the lasso solution is dense at small ρ and scikit-learn's
+coordinate descent needs minutes per task and ρ (one task's 7-ρ path: 715 s, 281 s at
+ρ = 0.1 alone; ``benchmarks/solvers.py --lasso-path``), while ADMM's cost is the same
+factorisations as the trace norm's plus a cheap prox.
+
+Choice of μ: μ = ρ/‖W‖°, ‖·‖° the penalty's dual norm (σ₁(W) for the trace norm, max |Wᵢⱼ|
+for the lasso: the threshold ρ/μ then sits at the scale of W's largest component), from the
+warm start (or estimated from one proximal gradient step at W = 0), kept fixed during the
+solve; along a path the factored μ is kept while it stays within ``mu_keep`` (10×) of the
+ideal one. For the trace norm, along the grid 100 … 0.1 the best μ falls
 ~30× per step, and a μ kept further off costs more iterations than the Cholesky set saves
 (``benchmarks/solvers.py --mu-keep-sweep``, n = 1,500, d = 1,033: mu_keep 10 → 4 sets, 140
 iterations; 100 → 3 sets, 230; 1000 → 2 sets, 750; one set did not finish in 15 min). Boyd et al.'s residual balancing (§3.4.1) was
@@ -38,8 +48,8 @@ tried and measured worse here: it drove μ towards 10–500× the best value at 
 without, both warm-started; a sweep over μ showed the best μ ∝ ρ, within ~3× of ρ/σ₁).
 
 Stopping rule: the duality gap of :mod:`gifemo.models.solvers` (checked every
-``check_every`` iterations at both the W-step point and the low-rank Z), the same
-certificate as FISTA; the returned W is the certified one of the two.
+``check_every`` iterations at both the W-step point and the low-rank or sparse Z), the same
+certificate as FISTA and coordinate descent; the returned W is the certified one of the two.
 """
 
 from __future__ import annotations
@@ -54,9 +64,12 @@ import torch
 from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
-from gifemo.models.penalties import TraceNormPenalty
+from gifemo.models.penalties import L1Penalty, TraceNormPenalty
 
-__all__ = ["TraceNormADMM", "ADMMResult"]
+__all__ = ["NormPenaltyADMM", "ADMMResult", "PENALTIES"]
+
+PENALTIES = (TraceNormPenalty, L1Penalty)  # norm penalties with a prox and a dual norm
+MU_KEEP = {TraceNormPenalty: 10.0, L1Penalty: 3.0}  # see NormPenaltyADMM's ``mu_keep``
 
 _DTYPE = torch.float64
 
@@ -176,8 +189,22 @@ def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
             yield t, Xt @ Xt.T, False
 
 
-class TraceNormADMM:
-    """ADMM for min f(W) + ρ‖W‖_* on one masked problem, reusable along a ρ path.
+def _scale(penalty, W: Tensor) -> float:
+    """The size of W's components that sets μ: σ₁(W) for the trace norm (its solutions are
+    low-rank, led by one direction); the mean |Wᵢⱼ| over the nonzero entries for the lasso
+    (its solutions at small ρ are dense, and σ₁ or max |Wᵢⱼ| put μ 10–30× below the best
+    value: 170–710 iterations per ρ against 30–120 at the best, n = 1,200, d = 939)."""
+    if not W.numel():
+        return 0.0
+    if isinstance(penalty, L1Penalty):
+        nz = W[W != 0]
+        return float(nz.abs().mean()) if nz.numel() else 0.0
+    return float(torch.linalg.matrix_norm(W, ord=2))
+
+
+class NormPenaltyADMM:
+    """ADMM for min f(W) + ρ‖W‖ on one masked problem, reusable along a ρ path and across
+    the penalties of :data:`PENALTIES`.
 
     Parameters
     ----------
@@ -187,16 +214,20 @@ class TraceNormADMM:
         Over-relaxation (Boyd et al. §3.4.3; 1.5–1.8 is usual).
     mu_snap : float
         μ is rounded to a power of ``mu_snap`` (1 = no rounding).
-    mu_keep : float
-        The factored μ is kept for a new ρ while ρ/σ₁(W) is within this factor of it (a
-        new μ costs T Cholesky factorisations; a μ off by a few × costs a few iterations).
+    mu_keep : float or None
+        The factored μ is kept for a new ρ while the ideal μ is within this factor of it (a
+        new μ costs T Cholesky factorisations; a μ off by a few × costs iterations).
+        Default :data:`MU_KEEP` for the penalty: 10 for the trace norm, 3 for the lasso,
+        whose iteration count rises faster with a μ off (n = 1,200, d = 939, 7-ρ path: 3
+        factor sets and 670 iterations at 10, 5 sets and 460 iterations at 3; at paper
+        scale a set costs ≈ 22 iterations).
     shared_gram : bool
         Form the per-task Grams from one XᵀX (:func:`_shared_grams`); False forms each
         X_tᵀX_t directly (the benchmark's reference).
     """
 
     def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 1.0,
-                 mu_keep: float = 10.0, shared_gram: bool = True) -> None:
+                 mu_keep: float | None = None, shared_gram: bool = True) -> None:
         self.prob = prob
         self.alpha = alpha
         self.mu_snap = mu_snap
@@ -275,45 +306,44 @@ class TraceNormADMM:
         R, _ = self.prob.centred(torch.from_numpy(self._X @ W.numpy()))
         return R, torch.from_numpy(self._X.T @ R.numpy())
 
-    @staticmethod
-    def _svt(A: Tensor, thresh: float) -> Tensor:
-        P, s, Qh = torch.linalg.svd(A, full_matrices=False)
-        s = torch.clamp(s - thresh, min=0.0)
-        r = int((s > 0).sum())
-        return (P[:, :r] * s[:r]) @ Qh[:r]
-
-    def initial_mu(self, rho: float, W0: Tensor, G0: Tensor) -> float:
-        """μ = ρ / σ₁(W): the SVT threshold ρ/μ then sits at the scale of W's leading
-        singular value, which measured best on synthetic problems (μ ∝ ρ across the grid).
-        σ₁ is taken from the warm start, or, from W = 0, estimated by one proximal gradient
-        step, (‖∇f(0)‖₂ − ρ)/L. μ is then kept fixed."""
-        s1 = float(torch.linalg.matrix_norm(W0, ord=2)) if W0.numel() else 0.0
+    def initial_mu(self, penalty, W0: Tensor, G0: Tensor) -> float:
+        """μ = ρ / s(W), s the scale of W's components (:func:`_scale`): the threshold ρ/μ
+        then sits at that scale, which measured best on synthetic problems (see the module
+        docstring). s is taken from the warm start, or, from W = 0, from one proximal
+        gradient step, prox(−∇f(0)/L). μ is then kept fixed."""
+        rho = penalty.rho
+        s1 = _scale(penalty, W0)
         if s1 <= 0.0:
             if self._L is None:  # a rough 2 λ_max(H_t) is enough for a guess
                 self._L = 2.0 * float(self.prob.task_eigmax(max_steps=15, rtol=1e-2).max())
-            g = float(torch.linalg.matrix_norm(G0, ord=2)) if G0.numel() else 0.0
-            s1 = max(g - rho, 1e-3 * g) / self._L
+            s1 = _scale(penalty, penalty.prox(-G0 / self._L, 1.0 / self._L))
+            if s1 <= 0.0:  # the step is still 0 (ρ near its zero-solution bound)
+                s1 = 1e-3 * penalty.dual_norm(G0) / self._L
         mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
         if self.mu_snap > 1.0:  # a few μ values along a ρ path share one set of factors
             mu = self.mu_snap ** round(math.log(mu) / math.log(self.mu_snap))
         held = self._systems[0].mu if self._systems else None
-        if held is not None and max(mu / held, held / mu) <= self.mu_keep:
+        keep = self.mu_keep if self.mu_keep is not None else MU_KEEP[type(penalty)]
+        if held is not None and max(mu / held, held / mu) <= keep:
             mu = held  # close enough: keep the factors (see ``mu_keep``)
         return mu
 
     # ---- solve ----------------------------------------------------------------------------
-    def solve(self, rho: float, W0: Tensor | None = None, tol: float = 1e-4,
+    def solve(self, penalty, W0: Tensor | None = None, tol: float = 1e-4,
               max_iter: int = 5000, check_every: int = 5, mu: float | None = None):
-        """Minimise f(W) + ρ‖W‖_* to a certified relative gap ≤ ``tol``.
+        """Minimise f(W) + ρ‖W‖ (``penalty``: one of :data:`PENALTIES`) to a certified
+        relative gap ≤ ``tol``.
 
         Warm start: Z = W0 and U = −∇f(W0)/μ (the scaled dual that is optimal if W0 is).
         ``mu``: the ADMM penalty, fixed for the solve (default :meth:`initial_mu`).
         Returns (W, n_iter, GapReport, μ).
         """
         if self.released:
-            raise RuntimeError("this TraceNormADMM was released (release()); build a new one")
-        prob = self.prob
-        pen = TraceNormPenalty(rho)
+            raise RuntimeError("this NormPenaltyADMM was released (release()); build a new one")
+        if not isinstance(penalty, PENALTIES):
+            raise TypeError(f"ADMM solves {', '.join(p.__name__ for p in PENALTIES)}, "
+                            f"got {penalty!r}")
+        prob, pen = self.prob, penalty
         Z = torch.zeros(prob.d, prob.T, dtype=_DTYPE) if W0 is None else W0.clone()
         R, XtR = self._residual(Z)
         G = 2.0 * XtR
@@ -322,14 +352,14 @@ class TraceNormADMM:
         if report.rel_gap <= tol:
             return best_W, 0, report, mu if mu is not None else float("nan")
         if mu is None:
-            mu = self.initial_mu(rho, Z, G)
+            mu = self.initial_mu(pen, Z, G)
         U = -G / mu
         self._factor(mu)
         it = 0
         for it in range(1, max_iter + 1):
             W = self._w_step(mu, Z - U)
             What = self.alpha * W + (1.0 - self.alpha) * Z
-            Z = self._svt(What + U, rho / mu)
+            Z = pen.prox(What + U, 1.0 / mu)
             U = U + What - Z
             if it % check_every == 0 or it == max_iter:
                 for cand in (Z, W):
