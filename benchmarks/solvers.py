@@ -36,8 +36,16 @@ row: iterations, seconds, certified relative duality gap; setup and memory per v
   OMP_NUM_THREADS=1 .venv/bin/python benchmarks/solvers.py --trace-path [--n 6113]
       [--fista-iters 20]
 
-One BLAS thread: on the shared 2-core box under load, two OpenBLAS threads made a 4,235²
-Cholesky 6–10× slower than one (spinning threads), so every variant runs single-threaded.
+One BLAS thread under load: on the shared 2-core box under load, two OpenBLAS threads made a
+4,235² Cholesky 6–10× slower than one (spinning threads). On an idle box the default (2
+threads) is faster: 8.0 s per set of 17 factorisations (the trace-path figures in the
+README were taken that way, without OMP_NUM_THREADS).
+
+``--lasso-path``: the lasso's CV grid on the same problem, ADMM for all tasks against
+scikit-learn coordinate descent on the first ``--cd-tasks`` tasks (minutes per task at small
+ρ; its all-task time is printed as an estimate, ×T/cd_tasks).
+
+  .venv/bin/python benchmarks/solvers.py --lasso-path [--n 6113] [--cd-tasks 2]
 """
 
 from __future__ import annotations
