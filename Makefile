@@ -38,12 +38,12 @@ demo: setup
 		--cache-dir outputs/feature_cache
 
 # the fast tier (every correctness test of the maths, decoding, cache and app) in
-# TEST_WORKERS pytest-xdist processes, one test file per worker at a time (module fixtures
-# stay in one process): 133 s with 2 workers against 181 s in one on the idle 2-core box.
-# TEST_WORKERS=0 runs it in this process (pdb, -s, the conformance pass counts).
+# TEST_WORKERS pytest-xdist processes, tests handed out one by one (`--dist load`: 151 s
+# where whole files per worker took 177-225 s, their longest files finishing last; 181 s in
+# one process). TEST_WORKERS=0 runs it in this process (pdb, -s, the conformance counts).
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist load
 
 test-all: setup
 	$(BIN)/python -m pytest -q
