@@ -35,11 +35,12 @@ coordinate descent needs minutes per task and ρ (one task's 7-ρ path: 715 s, 2
 ρ = 0.1 alone; ``benchmarks/solvers.py --lasso-path``), while ADMM's cost is the same
 factorisations as the trace norm's plus a cheap prox.
 
-Choice of μ: μ = ρ/‖W‖°, ‖·‖° the penalty's dual norm (σ₁(W) for the trace norm, max |Wᵢⱼ|
-for the lasso: the threshold ρ/μ then sits at the scale of W's largest component), from the
-warm start (or estimated from one proximal gradient step at W = 0), kept fixed during the
-solve; along a path the factored μ is kept while it stays within ``mu_keep`` (10×) of the
-ideal one. For the trace norm, along the grid 100 … 0.1 the best μ falls
+Choice of μ: μ = ρ/s(W), s the scale of W's components (:func:`_scale`: σ₁(W) for the trace
+norm, the mean nonzero |Wᵢⱼ| for the lasso; the threshold ρ/μ then sits at that scale), from
+the warm start (or from one proximal gradient step at W = 0), kept fixed during the solve;
+along a path the factored μ is kept while it stays within ``mu_keep`` of the ideal one (10×
+for the trace norm, 3× for the lasso: :data:`MU_KEEP`). For the trace norm, along the grid
+100 … 0.1 the best μ falls
 ~30× per step, and a μ kept further off costs more iterations than the Cholesky set saves
 (``benchmarks/solvers.py --mu-keep-sweep``, n = 1,500, d = 1,033: mu_keep 10 → 4 sets, 140
 iterations; 100 → 3 sets, 230; 1000 → 2 sets, 750; one set did not finish in 15 min). Boyd et al.'s residual balancing (§3.4.1) was
@@ -194,12 +195,10 @@ def _scale(penalty, W: Tensor) -> float:
     low-rank, led by one direction); the mean |Wᵢⱼ| over the nonzero entries for the lasso
     (its solutions at small ρ are dense, and σ₁ or max |Wᵢⱼ| put μ 10–30× below the best
     value: 170–710 iterations per ρ against 30–120 at the best, n = 1,200, d = 939)."""
-    if not W.numel():
-        return 0.0
     if isinstance(penalty, L1Penalty):
         nz = W[W != 0]
         return float(nz.abs().mean()) if nz.numel() else 0.0
-    return float(torch.linalg.matrix_norm(W, ord=2))
+    return penalty.dual_norm(W)  # σ₁ (0 for an empty W)
 
 
 class NormPenaltyADMM:

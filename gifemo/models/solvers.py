@@ -12,8 +12,8 @@ task t's labelled rows, so every solver works on W alone with the per-task-centr
 
 Solvers (``method="auto"`` picks one):
 
-- **ADMM** for the lasso as well (below). scikit-learn's coordinate descent
-  (``method="cd"``: one task at a time on its labelled rows, tasks in threads) was the
+- **The lasso: ADMM at paper scale, coordinate descent below.** scikit-learn's coordinate
+  descent (``method="cd"``: one task at a time on its labelled rows, tasks in threads) was the
   lasso's solver until paper-scale runs showed it needs minutes per task and ρ where the
   solution turns dense (small ρ, n_t ≈ d correlated features). On the
   ``benchmarks/solvers.py --lasso-path`` problem (n = 6,113, d = 4,235, T = 17; idle 2
@@ -28,11 +28,12 @@ Solvers (``method="auto"`` picks one):
   every lasso). A density-based switch was not adopted: the warm start's density did not
   predict coordinate descent's time. Our certificate is checked on both.
 - **ADMM** (Boyd et al. 2011; :mod:`gifemo.models.admm`) for the trace norm and the lasso:
-  exact per-task W-steps from cached Cholesky factors, singular value thresholding, warm
-  starts. Measured on a warm-started path over the CV grid (synthetic n = 800, d = 639,
+  exact per-task W-steps from cached Cholesky factors, the penalty's prox (singular-value or
+  entrywise soft threshold), warm starts. Measured on a warm-started path over the CV grid (synthetic n = 800, d = 639,
   T = 17, 72 % labelled, one thread): 20–25 iterations per ρ against FISTA's 160–1,780 with
   the exact step. Each new μ costs T Cholesky factorisations (d × d, or n_t × n_t when a
-  task has fewer rows than features), so μ is kept while within 10× of ρ/σ₁(W); the
+  task has fewer rows than features), so μ is kept while within 10× (trace norm) or 3×
+  (lasso) of its ideal value; the
   factors of the last problem are cached for the next ρ (:func:`release_factor_cache`
   frees them; ``benchmarks/solvers.py --trace-path`` has the paper-scale timings).
 - **FISTA** with backtracking and function-value restart (Beck & Teboulle 2009; O'Donoghue
