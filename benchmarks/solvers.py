@@ -63,7 +63,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
-from gifemo.models.admm import NormPenaltyADMM
+from gifemo.models.admm import NormPenaltyADMM, tasks_on_basis
 from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import (
     _fista,
@@ -286,6 +286,29 @@ def cv_fit_masks(n: int, T: int = 17, test_fraction: float = 0.10, n_folds: int 
     return ~test & (fold != 0)
 
 
+def gifgif_fit_masks(n: int, T: int = 17, shared_fraction: float = 0.26,
+                     seed: int = 1) -> np.ndarray:
+    """Labelled entries of one CV fit on GIFGIF+-shaped data (paper §3.1): the first
+    ``shared_fraction`` of the rows are GIFGIF GIFs rated on every emotion (3 % of those
+    ratings missing), the others were collected for one emotion each. At the paper's
+    23,544 GIFs one CV fit has ≈ 12,600 training rows, 26 % of them GIFGIF ones."""
+    g = np.random.default_rng(seed)
+    n_shared = int(round(shared_fraction * n))
+    mask = np.zeros((n, T), bool)
+    mask[:n_shared] = g.random((n_shared, T)) < 0.97
+    mask[np.arange(n_shared, n), g.integers(0, T, n - n_shared)] = True
+    return mask
+
+
+def path_problem(n: int, masks: str) -> tuple[_Problem, str]:
+    """The paper-scale problem of the path benchmarks and a line describing it."""
+    X, Y, _ = synthetic(n=n)
+    mask = cv_fit_masks(n, Y.shape[1]) if masks == "random" else gifgif_fit_masks(n, Y.shape[1])
+    desc = (f"n={n}, d={X.shape[1]}, T={Y.shape[1]}, {masks} masks, labelled={mask.mean():.3f}"
+            f" (per task {mask.sum(0).min()}-{mask.sum(0).max()} rows)")
+    return _Problem(X, Y, mask, True), desc
+
+
 def old_lipschitz(prob: _Problem, n_power: int = 30) -> float:
     """FISTA's former step: 2 σ_max(X)² by power iteration on the uncentred, unmasked X."""
     v = torch.randn(prob.d, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -298,52 +321,54 @@ def old_lipschitz(prob: _Problem, n_power: int = 30) -> float:
     return 2.0 * s2
 
 
-def _admm_path(prob: _Problem, grid, tol: float, **options) -> tuple[list, float, int]:
-    """One warm-started ADMM path (largest ρ first): rows (ρ, iterations, seconds, seconds
-    in Cholesky, certified gap), the setup seconds (Gram matrices) and the bytes held."""
-
-    admm, setup = timed(lambda: NormPenaltyADMM(prob, **options))
-    nbytes = admm.nbytes
-    rows, W = [], None
-    for rho in grid:
-        chol0 = admm.factor_seconds
-        (W, it, rep, _), secs = timed(lambda: admm.solve(TraceNormPenalty(rho), W0=W, tol=tol))
-        rows.append((rho, it, secs, admm.factor_seconds - chol0, rep.rel_gap))
-    admm.release()
-    return rows, setup, nbytes
+ADMM_VARIANTS = {  # name: NormPenaltyADMM options, compared on one problem in one run
+    "per-task Cholesky (w_step=cholesky, μ kept within 10×/3×)": dict(w_step="cholesky"),
+    "shared eigenbasis (w_step=basis, same μ rule)": dict(w_step="basis"),
+    "shared eigenbasis, μ re-chosen at every ρ (mu_keep=1)": dict(w_step="basis", mu_keep=1.0),
+}
 
 
-def trace_path_bench(n: int, fista_iters: int, tol: float = 1e-4) -> None:
+def admm_variants_bench(prob: _Problem, grid, make_penalty, tol: float) -> None:
+    """Each ADMM variant along one warm-started path (largest ρ first): per ρ iterations,
+    seconds, seconds in factorisations, certified gap, nonzeros; setup (Grams or the
+    eigenbasis, timed with the basis memo emptied) and memory; which variant auto picks."""
+    from gifemo.models.shared_basis import BASIS_MEMO
+
+    rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
+    on_basis = tasks_on_basis(tuple(prob.X.shape), rows, prob.fit_intercept)
+    print(f"auto puts {len(on_basis)} of {prob.T} tasks on the shared basis")
+    totals = {}
+    for name, options in ADMM_VARIANTS.items():
+        BASIS_MEMO.clear()
+        admm, setup = timed(lambda: NormPenaltyADMM(prob, **options))
+        nbytes = admm.nbytes
+        print(f"{name}: setup {setup:.1f} s, {nbytes / 2**30:.2f} GiB held; load "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
+        print(f"  {'rho':>6s} {'iters':>6s} {'s':>7s} {'fact s':>7s} {'gap':>8s} {'nnz':>7s}")
+        W, slowest, total = None, 0.0, setup
+        for rho in grid:
+            f0 = admm.factor_seconds
+            (W, it, rep, _), secs = timed(lambda: admm.solve(make_penalty(rho), W0=W, tol=tol))
+            slowest, total = max(slowest, secs), total + secs
+            print(f"  {rho:6g} {it:6d} {secs:7.1f} {admm.factor_seconds - f0:7.1f} "
+                  f"{rep.rel_gap:8.1e} {int((W != 0).sum()):7d}", flush=True)
+        admm.release()
+        totals[name] = total
+        print(f"  slowest rho {slowest:.1f} s, path total {total:.1f} s (with setup)")
+    base = next(iter(totals.values()))
+    print("path time against the first variant: " + ", ".join(
+        f"{name.split(' (')[0]}: {base / t:.2f}×" for name, t in totals.items()))
+
+
+def trace_path_bench(n: int, fista_iters: int, masks: str, tol: float = 1e-4) -> None:
     import yaml
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     grid = [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
-    X, Y, _ = synthetic(n=n)
-    mask = cv_fit_masks(n, Y.shape[1])
-    print(f"\n=== trace norm path: n={n}, d={X.shape[1]}, T={Y.shape[1]}, labelled="
-          f"{mask.mean():.3f} (per task {mask.sum(0).min()}-{mask.sum(0).max()} rows), "
-          f"grid {grid}, tol {tol:g} ===")
+    prob, desc = path_problem(n, masks)
+    print(f"\n=== trace norm path: {desc}, grid {grid}, tol {tol:g} ===")
     print(f"load average at start: {os.getloadavg()}")
-    prob = _Problem(X, Y, mask, True)
-    variants = {
-        "ADMM before (own Grams, μ snapped to 10^k)":
-            dict(shared_gram=False, mu_snap=10.0, mu_keep=1.0),
-        "ADMM now (shared XᵀX, μ kept within 10×)": dict(),
-    }
-    results = {}
-    for name, options in variants.items():
-        rows, setup, nbytes = _admm_path(prob, grid, tol, **options)
-        results[name] = rows
-        print(f"{name}: setup {setup:.1f} s, {nbytes / 2**30:.2f} GiB held (released after "
-              f"the path); load {os.getloadavg()[0]:.1f}", flush=True)
-        print(f"  {'rho':>6s} {'iters':>6s} {'s':>7s} {'chol s':>7s} {'gap':>8s}")
-        for rho, it, secs, chol, gap in rows:
-            print(f"  {rho:6g} {it:6d} {secs:7.1f} {chol:7.1f} {gap:8.1e}", flush=True)
-        print(f"  slowest rho {max(r[2] for r in rows):.1f} s, path total "
-              f"{setup + sum(r[2] for r in rows):.1f} s (with setup)")
-    (before, now) = results.values()
-    print("ratio before / now per rho (seconds): " + ", ".join(
-        f"{b[0]:g}: {b[2] / max(a[2], 1e-9):.1f}" for b, a in zip(before, now)))
+    admm_variants_bench(prob, grid, TraceNormPenalty, tol)
     if fista_iters > 0:
         L_old, t_old = timed(lambda: old_lipschitz(prob))
         L_new, t_new = timed(lambda: prob.lipschitz())
@@ -365,7 +390,7 @@ def trace_path_bench(n: int, fista_iters: int, tol: float = 1e-4) -> None:
     print(f"load average at end: {os.getloadavg()}")
 
 
-def lasso_path_bench(n: int, cd_tasks: int, tol: float = 1e-4) -> None:
+def lasso_path_bench(n: int, cd_tasks: int, masks: str, tol: float = 1e-4) -> None:
     """The lasso along the CV grid on the trace-path problem: ADMM (all tasks, factor sets
     shared with the trace norm's machinery) against scikit-learn coordinate descent (our
     certified wrapper, tasks in threads) on the first ``cd_tasks`` tasks only — CD takes
@@ -374,26 +399,14 @@ def lasso_path_bench(n: int, cd_tasks: int, tol: float = 1e-4) -> None:
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     grid = [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
-    X, Y, _ = synthetic(n=n)
-    mask = cv_fit_masks(n, Y.shape[1])
-    T = Y.shape[1]
-    print(f"\n=== lasso path: n={n}, d={X.shape[1]}, T={T}, labelled={mask.mean():.3f}, grid "
-          f"{grid}, tol {tol:g}; load average at start {os.getloadavg()} ===")
-    prob = _Problem(X, Y, mask, True)
-    admm, setup = timed(lambda: NormPenaltyADMM(prob))
-    print(f"ADMM, all {T} tasks: setup {setup:.1f} s")
-    print(f"  {'rho':>6s} {'iters':>6s} {'s':>7s} {'chol s':>7s} {'gap':>8s} {'nnz':>7s}")
-    W, total = None, setup
-    for rho in grid:
-        chol0 = admm.factor_seconds
-        (W, it, rep, _), secs = timed(lambda: admm.solve(L1Penalty(rho), W0=W, tol=tol))
-        total += secs
-        print(f"  {rho:6g} {it:6d} {secs:7.1f} {admm.factor_seconds - chol0:7.1f} "
-              f"{rep.rel_gap:8.1e} {int((W != 0).sum()):7d}", flush=True)
-    admm.release()
-    print(f"  path total {total:.1f} s with setup")
+    prob, desc = path_problem(n, masks)
+    T = prob.T
+    print(f"\n=== lasso path: {desc}, grid {grid}, tol {tol:g}; load average at start "
+          f"{os.getloadavg()} ===")
+    admm_variants_bench(prob, grid, L1Penalty, tol)
     if cd_tasks <= 0:
         return
+    X, Y, mask = prob.X, prob.Y, prob.M.bool()
     sub = _Problem(X, Y[:, :cd_tasks], mask[:, :cd_tasks], True)
     print(f"coordinate descent (scikit-learn), first {cd_tasks} tasks:")
     print(f"  {'rho':>6s} {'s':>7s} {'gap':>8s} {'est. all tasks s':>17s}")
@@ -411,7 +424,7 @@ def lasso_path_bench(n: int, cd_tasks: int, tol: float = 1e-4) -> None:
 def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
     """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
     against iterations (the choice of the default, 10)."""
-    from gifemo.models.admm import NormPenaltyADMM
+    from gifemo.models.admm import NormPenaltyADMM, tasks_on_basis
 
     X, Y, _ = synthetic(n=n, d_vis=d_vis, d_tag=max(d_vis // 30, 5))
     prob = _Problem(X, Y, cv_fit_masks(n, Y.shape[1]), True)
@@ -441,6 +454,9 @@ def main() -> None:
                     help="lasso at every rho of its CV grid at paper scale: ADMM vs coordinate descent")
     ap.add_argument("--cd-tasks", type=int, default=2,
                     help="tasks that coordinate descent solves in --lasso-path (0 = skip CD)")
+    ap.add_argument("--masks", choices=("random", "gifgif"), default="random",
+                    help="path benchmarks: each task's own random 72 %% of n rows (random), or "
+                         "GIFGIF+-shaped (26 %% of rows on every task, the rest on one each)")
     ap.add_argument("--mu-keep-sweep", action="store_true",
                     help="ADMM path for mu_keep 10, 100, 1000 (n default 1500, d = 1,033)")
     args = ap.parse_args()
@@ -451,12 +467,12 @@ def main() -> None:
         mu_keep_sweep(args.n or 1500, 1000)
         return
     if args.lasso_path:
-        lasso_path_bench(args.n or 6113, args.cd_tasks)
+        lasso_path_bench(args.n or 6113, args.cd_tasks, args.masks)
         return
     if args.trace_path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            trace_path_bench(args.n or 6113, args.fista_iters)
+            trace_path_bench(args.n or 6113, args.fista_iters, args.masks)
         return
     bench(*synthetic(n=args.n or 2000), "synthetic")
     p = Path(args.demo_npz)

@@ -66,8 +66,9 @@ from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
 from gifemo.models.penalties import L1Penalty, TraceNormPenalty
+from gifemo.models.shared_basis import SharedBasisSystems, task_update_rank, worth_it
 
-__all__ = ["NormPenaltyADMM", "ADMMResult", "PENALTIES"]
+__all__ = ["NormPenaltyADMM", "ADMMResult", "PENALTIES", "tasks_on_basis"]
 
 PENALTIES = (TraceNormPenalty, L1Penalty)  # norm penalties with a prox and a dual norm
 MU_KEEP = {TraceNormPenalty: 10.0, L1Penalty: 3.0}  # see NormPenaltyADMM's ``mu_keep``
@@ -151,7 +152,7 @@ def _gram(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
-                  share: bool = True):
+                  share: bool = True, tasks: list[int] | None = None):
     """Per-task Gram matrices of the labelled rows, centred over them when fitting an
     intercept: H_t = X_tᵀX_t − n_t x̄_t x̄_tᵀ. The tasks' rows are subsets of ONE X, so the
     Gram of a base set B of rows (:func:`_base_rows`) is formed once and a task whose rows
@@ -160,12 +161,15 @@ def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
     XᵀX − X_oᵀX_o, 2.6× fewer flops than each X_tᵀX_t); on GIFGIF-shaped data (GIFs rated
     on every emotion plus GIFs collected for one) B is the shared GIFs and each task adds
     only its own (≈2× fewer). Tasks with fewer rows than features get the dual n_t × n_t
-    Gram of their centred rows. Yields (t, gram, primal) one task at a time."""
+    Gram of their centred rows. Yields (t, gram, primal) one task at a time, for the tasks
+    ``tasks`` (default all)."""
     n, d = X.shape
-    primal = [t for t, rows in enumerate(rows_of_task) if rows.size >= d]
+    tasks = range(len(rows_of_task)) if tasks is None else tasks
+    primal = [t for t in tasks if rows_of_task[t].size >= d]
     base = _base_rows(n, [rows_of_task[t] for t in primal]) if share and primal else None
     full = None
-    for t, rows in enumerate(rows_of_task):
+    for t in tasks:
+        rows = rows_of_task[t]
         n_t = rows.size
         if n_t >= d:  # primal: d × d
             if base is not None:
@@ -188,6 +192,22 @@ def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
             if centre and n_t:
                 Xt = Xt - Xt.mean(0)
             yield t, Xt @ Xt.T, False
+
+
+def tasks_on_basis(shape: tuple[int, int], rows_of_task: list[np.ndarray], centre: bool,
+                   w_step: str = "auto") -> list[int]:
+    """The tasks whose W-step goes through the shared eigenbasis (``w_step`` of
+    :class:`NormPenaltyADMM`; ``auto``: by flop counts, :func:`~gifemo.models.shared_basis.
+    worth_it`). ``shape``: X's (rows, features)."""
+    if w_step == "cholesky" or not rows_of_task:
+        return []
+    if w_step == "basis":
+        return list(range(len(rows_of_task)))
+    n, d = shape
+    base = _base_rows(n, rows_of_task)
+    ranks = [task_update_rank(r, base, centre) for r in rows_of_task]
+    own = [min(d, r.size) ** 3 / 3.0 for r in rows_of_task]
+    return [t for t, use in enumerate(worth_it(d, ranks, own)) if use]
 
 
 def _scale(penalty, W: Tensor) -> float:
@@ -223,14 +243,25 @@ class NormPenaltyADMM:
     shared_gram : bool
         Form the per-task Grams from one XᵀX (:func:`_shared_grams`); False forms each
         X_tᵀX_t directly (the benchmark's reference).
+    w_step : {"auto", "cholesky", "basis"}
+        How the W-step systems are solved: a Cholesky factor per task (:class:`_TaskSystem`)
+        or, for tasks whose rows differ little from the rows most tasks share, one
+        eigenbasis of the shared rows' Gram and a small capacitance matrix per task
+        (:class:`~gifemo.models.shared_basis.SharedBasisSystems`, where a new μ is cheap).
+        ``auto`` decides per task by flop counts (:func:`~gifemo.models.shared_basis.
+        worth_it`); ``basis`` puts every task on the basis.
     """
 
     def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 1.0,
-                 mu_keep: float | None = None, shared_gram: bool = True) -> None:
+                 mu_keep: float | None = None, shared_gram: bool = True,
+                 w_step: str = "auto") -> None:
+        if w_step not in ("auto", "cholesky", "basis"):
+            raise ValueError(f"w_step must be auto, cholesky or basis, got {w_step!r}")
         self.prob = prob
         self.alpha = alpha
         self.mu_snap = mu_snap
         self.mu_keep = mu_keep
+        t_setup = time.perf_counter()
         self._X = prob.X.numpy()
         X = self._X
         self._rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
@@ -241,46 +272,65 @@ class NormPenaltyADMM:
                 yt = yt - yt.mean()
             rhs0[:, t] = 2.0 * (X[rows].T @ yt)  # Xᵀ C y = X_cᵀ y_c (C idempotent)
         self._rhs0 = torch.from_numpy(rhs0)
-        self._systems: list[_TaskSystem | None] = [None] * prob.T
-        for t, G, primal in _shared_grams(X, self._rows, prob.fit_intercept, shared_gram):
+        self.basis: SharedBasisSystems | None = None
+        on_basis = tasks_on_basis(X.shape, self._rows, prob.fit_intercept, w_step)
+        if on_basis:
+            self.basis = SharedBasisSystems(X, self._rows, on_basis,
+                                            _base_rows(X.shape[0], self._rows),
+                                            prob.fit_intercept)
+        own = [t for t in range(prob.T) if t not in set(on_basis)]
+        self._systems: dict[int, _TaskSystem] = {}
+        for t, G, primal in _shared_grams(X, self._rows, prob.fit_intercept, shared_gram, own):
             self._systems[t] = _TaskSystem(G, primal)
-        self._dual = [t for t, s in enumerate(self._systems) if not s.primal]
+        self._primal = [t for t, s in self._systems.items() if s.primal]
+        self._dual = [t for t, s in self._systems.items() if not s.primal]
         self.n_factorizations = 0
-        self.factor_seconds = 0.0  # time spent in Cholesky factorisations (benchmarks)
+        self.factor_seconds = 0.0  # time spent in factorisations (benchmarks)
+        self.setup_seconds = time.perf_counter() - t_setup
+        self._held_mu: float | None = None  # the μ the systems are factored for
         self.mu: float | None = None
         self._L: float | None = None
         self.released = False
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the per-task matrices (one d × d or n_t × n_t array per task)."""
-        return sum(s.A.nbytes for s in self._systems)
+        """Bytes held by the W-step systems (one d × d or n_t × n_t array per task on its
+        own factor; the basis and r_t × d rows for the tasks on the shared basis)."""
+        own = sum(s.A.nbytes for s in self._systems.values())
+        return own + (self.basis.nbytes if self.basis is not None else 0)
 
     def release(self) -> None:
-        """Free the per-task matrices (T × d² floats at paper scale); the solver is unusable
+        """Free the W-step systems (T × d² floats at paper scale); the solver is unusable
         afterwards."""
-        self._systems = []
-        self._dual = []
+        self._systems = {}
+        self._primal, self._dual = [], []
+        self.basis = None
         self.released = True
 
     # ---- pieces --------------------------------------------------------------------------
     def _factor(self, mu: float) -> None:
-        if any(s.mu != mu for s in self._systems):
+        if self._held_mu != mu:
             t0 = time.perf_counter()
-            for s in self._systems:  # one after another: OpenBLAS's 2 threads inside each
-                s.factor(mu)           # potrf beat 2 single-threaded ones side by side
-                                       # (8.0 vs 11.2 s per set at d = 4,235, idle 2 cores)
+            self._held_mu = None
+            if self.basis is not None:
+                self.basis.factor(mu)
+            for s in self._systems.values():  # one after another: OpenBLAS's 2 threads
+                s.factor(mu)  # inside each potrf beat 2 single-threaded ones side by side
+                              # (8.0 vs 11.2 s per set at d = 4,235, idle 2 cores)
+            self._held_mu = mu
             self.n_factorizations += 1
             self.factor_seconds += time.perf_counter() - t0
 
     def _w_step(self, mu: float, V: Tensor) -> Tensor:
         """Solve (2H_t + μI) w_t = 2X_cᵀy_t + μ v_t for every task. Tasks factored through
-        K_t share one product with X and one with Xᵀ (all their columns at once)."""
+        K_t share one product with X and one with Xᵀ (all their columns at once); tasks on
+        the shared basis are solved together."""
         rhs = (self._rhs0 + mu * V).numpy()
         out = np.empty_like(rhs)
-        for t, s in enumerate(self._systems):
-            if s.primal:
-                out[:, t] = s.solve(rhs[:, t])
+        if self.basis is not None:
+            out[:, self.basis.tasks] = self.basis.solve(rhs[:, self.basis.tasks])
+        for t in self._primal:
+            out[:, t] = self._systems[t].solve(rhs[:, t])
         if self._dual:
             X = self._X
             P = X @ rhs[:, self._dual]
@@ -321,7 +371,7 @@ class NormPenaltyADMM:
         mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
         if self.mu_snap > 1.0:  # a few μ values along a ρ path share one set of factors
             mu = self.mu_snap ** round(math.log(mu) / math.log(self.mu_snap))
-        held = self._systems[0].mu if self._systems else None
+        held = self._held_mu
         keep = self.mu_keep if self.mu_keep is not None else MU_KEEP[type(penalty)]
         if held is not None and max(mu / held, held / mu) <= keep:
             mu = held  # close enough: keep the factors (see ``mu_keep``)

@@ -40,10 +40,12 @@ def content_key(*parts: Any) -> bytes:
 
 class FitMemo:
     """The last ``size`` results by key; :meth:`get_or_compute` hands out deep copies, so a
-    caller that changes its result cannot change what the next caller gets."""
+    caller that changes its result cannot change what the next caller gets (``copy_out=False``:
+    the stored object itself, for large arrays that callers only read)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, copy_out: bool = True) -> None:
         self.size = size
+        self.copy_out = copy_out
         self._items: OrderedDict[bytes, Any] = OrderedDict()
         self.hits = 0
 
@@ -55,7 +57,7 @@ class FitMemo:
             self._items[key] = compute()
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return copy.deepcopy(self._items[key])
+        return copy.deepcopy(self._items[key]) if self.copy_out else self._items[key]
 
     def clear(self) -> None:
         self._items.clear()
