@@ -103,12 +103,10 @@ def run_train(cfg: DictConfig) -> tuple[dict, dict]:
         _finish_wandb()
 
 
-def _run(cfg: DictConfig) -> tuple[dict, dict]:
-    pl.seed_everything(int(cfg.seed), workers=True)
-    run_dir = Path(str(cfg.paths.output_dir))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _log.info("run directory: %s", run_dir)
-
+def load_data(cfg: DictConfig, run_dir: Path) -> dict:
+    """Steps 2–4 of a run: ``dataset, split, val_fold, fit_mask, features, backbone_config``
+    (features from the cache, or the backbone when missing). :func:`run_train` starts with
+    it; a resumed reproduction uses it alone for its dataset figures and Table 4."""
     d = cfg.data
     dataset = dataset_of(d)
     split = make_split(dataset, **to_plain(d.split))
@@ -124,6 +122,21 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
         max_clips_per_gif=d.get("max_clips_per_gif"), decode=to_plain(d.decode),
         run=to_plain(cfg.extract), run_dir=run_dir, visual_file=visual_file,
         text_encoder=text_encoder_of(cfg.features))
+    return {"dataset": dataset, "split": split, "val_fold": val_fold, "fit_mask": fit_mask,
+            "features": feats, "backbone_config": bb_cfg}
+
+
+def _run(cfg: DictConfig) -> tuple[dict, dict]:
+    pl.seed_everything(int(cfg.seed), workers=True)
+    run_dir = Path(str(cfg.paths.output_dir))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _log.info("run directory: %s", run_dir)
+
+    d = cfg.data
+    data = load_data(cfg, run_dir)
+    dataset, split, val_fold, fit_mask = (data[k] for k in ("dataset", "split", "val_fold",
+                                                             "fit_mask"))
+    feats, bb_cfg = data["features"], data["backbone_config"]
     r = feats.rows
     masks = {"train": fit_mask[r], "test": split.test[r]}
     if val_fold is not None:

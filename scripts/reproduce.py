@@ -1,7 +1,9 @@
 """Reproduce the paper's evaluation as one report folder (Tables 1, 2, 4; Figures 6-10).
 
     python scripts/reproduce.py [--setting quick|full] [--out DIR] [--seeds 0,1,...] [--text-rows]
-                                [train.py overrides, e.g. data=demo backbone.weights=...]
+                                [--resume] [train.py overrides, e.g. data=demo backbone.weights=...]
+
+--resume --out DIR reuses the runs a previous (interrupted) reproduction finished in DIR.
 
 Thin wrapper: the settings are conf/reproduce.yaml, the work is gifemo.paper.reproduce and
 gifemo.paper.report. Prints the path of report.md.
@@ -25,8 +27,13 @@ def main(argv=None) -> Path:
     ap.add_argument("--text-rows", action="store_true",
                     help="also the lasso / trace-norm / clustered-MTL rows with text-embedded tags "
                          "and with both tag features (beyond the paper; an extra table)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the runs that a previous reproduction into --out finished "
+                         "(their results are kept in each run directory)")
     ap.add_argument("overrides", nargs="*", help="train.py overrides applied to every run")
     args = ap.parse_args(argv)
+    if args.resume and not args.out:
+        ap.error("--resume needs --out: the report folder of the reproduction to continue")
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     settings = load_settings(CONF / "reproduce.yaml", args.setting)
     if args.text_rows:
@@ -34,7 +41,8 @@ def main(argv=None) -> Path:
     out = Path(args.out or f"outputs/reproduce/{args.setting}_{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     t0 = time.perf_counter()
     _, report = reproduce(hydra_composer(CONF), settings, out, args.overrides,
-                          None if args.seeds is None else [int(s) for s in args.seeds.split(",")])
+                          None if args.seeds is None else [int(s) for s in args.seeds.split(",")],
+                          resume=args.resume)
     print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return report
 

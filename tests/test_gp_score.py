@@ -51,3 +51,31 @@ def test_gp_recognizer_passes_the_form_and_keeps_it_in_its_hyperparameters():
     assert r.gp.score_form == "squared"
     assert r.hyperparameters()["score_form"] == "squared"
     assert GPRecognizer(layout=lay).gp.score_form == "printed"
+
+
+def test_gp_recognizer_predicts_a_batch_once_for_scores_and_targets(monkeypatch):
+    """An evaluation step asks for the scores and the predicted targets of one batch: the
+    GPs predict it once; a new batch, or the same tensor changed in place, is predicted anew;
+    the scores are eq. 5's log of that one prediction."""
+    import torch
+
+    from gifemo.models.gp_recognizer import GPRecognizer
+    from gifemo.models.layout import FeatureLayout
+
+    g = np.random.default_rng(0)
+    X, Y = g.random((30, 5)), 25 + g.standard_normal((30, 2))
+    r = GPRecognizer(layout=FeatureLayout("visual", 5, 0), emotions=["a", "b"])
+    r.fit_exact(X, Y, np.ones((30, 2), bool))
+    calls = []
+    real = r.gp.predict
+    monkeypatch.setattr(r.gp, "predict", lambda x: (calls.append(len(x)), real(x))[1])
+    x = torch.from_numpy(g.random((7, 5)))
+    scores, means = r(x), r.predicted_targets(x)
+    assert calls == [7]
+    mean, var = real(x.numpy())
+    np.testing.assert_allclose(means.numpy(), mean, rtol=1e-6)
+    np.testing.assert_allclose(scores.numpy(), r.gp.log_score_from(mean, var), rtol=1e-6)
+    x.mul_(0.5)  # same tensor, new values
+    r(x)
+    r(torch.from_numpy(g.random((4, 5))))
+    assert calls == [7, 7, 4]

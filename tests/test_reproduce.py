@@ -238,3 +238,76 @@ def test_tag_feature_rows_rerun_the_paper_rows_with_text_tags():
     assert rows[0]["text_pr_auc_std"] == 0.0 and rows[0]["tags_text_n_seeds"] == 1
     md = tag_feature_markdown(rows)
     assert "| Trace norm | 0.600 ± 0.141" in md and "0.800 ± 0.000 (Ñ 1,250 ± 0)" in md
+
+
+def test_resume_reuses_finished_runs_and_reruns_missing_changed_or_torn_ones(tmp_path, monkeypatch,
+                                                                            caplog):
+    """run_table2 with a stand-in run_train: every finished run leaves its result; a resumed
+    reproduction reads those (no training), and runs again exactly the ones whose result file
+    is missing, unreadable or from other overrides — with the same results as a fresh run."""
+    from types import SimpleNamespace
+
+    from gifemo import training
+    from gifemo.eval.metrics import evaluate_rankings
+    from gifemo.paper.reproduce import RESULT_FILE, run_table2
+
+    g = np.random.default_rng(0)
+    positive, mask = g.random((40, 3)) < 0.3, np.ones((40, 3), bool)
+    dataset = SimpleNamespace(positive=positive, mask=mask)
+    calls = []
+
+    def data(tags_only):
+        layout = SimpleNamespace(uses_visual=not tags_only, visual_dim=2)
+        return {"dataset": dataset, "features": SimpleNamespace(
+            X=np.ones((40, 3)), rows=np.arange(40), layout=layout)}
+
+    def fake_run_train(cfg):
+        calls.append((cfg.method, cfg.seed))
+        scores = g.random((40, 3))
+        pr = SimpleNamespace(summaries={"test": evaluate_rankings(positive, scores, mask)})
+        objects = {"pr_callback": pr, "split": SimpleNamespace(test=mask), "run_dir": cfg.run_dir,
+                   "model": SimpleNamespace(), **data(cfg.group == "tags")}
+        return {}, objects
+
+    def fake_load_data(cfg, run_dir):
+        calls.append(("load_data", cfg.method))
+        return data(cfg.group == "tags")
+
+    monkeypatch.setattr(training, "run_train", fake_run_train)
+    monkeypatch.setattr(training, "load_data", fake_load_data)
+
+    def compose(ov):
+        d = dict(o.split("=", 1) for o in ov)
+        method = d["experiment"].removeprefix("table2_")
+        group = "tags" if method == "tag_lasso" else "visual_tags"
+        return SimpleNamespace(method=method, seed=int(d["seed"]), run_dir=d["paths.output_dir"],
+                               group=group, features=SimpleNamespace(group=group))
+
+    methods, seeds = ["tag_lasso", "gp"], [0, 1]
+    first = run_table2(compose, methods, seeds, tmp_path, ["x=1"], resume=True)
+    assert calls == [("tag_lasso", 0), ("gp", 0), ("tag_lasso", 1), ("gp", 1)]  # seeds outer
+    assert all((tmp_path / "runs" / m / f"seed{s}" / RESULT_FILE).exists()
+               for m in methods for s in seeds)
+
+    calls.clear()
+    again = run_table2(compose, methods, seeds, tmp_path, ["x=1"], resume=True)
+    # no training: only the data for the report (the dataset, then the visual features)
+    assert calls == [("load_data", "tag_lasso"), ("load_data", "gp")]
+    assert [(r.method, r.seed, r.pr_auc, r.n_tilde) for r in again.runs] == \
+        [(r.method, r.seed, r.pr_auc, r.n_tilde) for r in first.runs]
+    assert again.dataset is dataset and again.visual is not None
+
+    (tmp_path / "runs" / "gp" / "seed0" / RESULT_FILE).unlink()
+    (tmp_path / "runs" / "gp" / "seed1" / RESULT_FILE).write_bytes(b"torn")
+    calls.clear()
+    with caplog.at_level("WARNING"):
+        run_table2(compose, methods, seeds, tmp_path, ["x=1"], resume=True)
+    assert [c for c in calls if c[0] != "load_data"] == [("gp", 0), ("gp", 1)]
+    assert "cannot be read" in caplog.text and "seed1" in caplog.text
+
+    calls.clear()
+    run_table2(compose, ["tag_lasso"], [0], tmp_path, ["x=2"], resume=True)  # other overrides
+    assert calls == [("tag_lasso", 0)] and "ran with other overrides" in caplog.text
+    calls.clear()
+    run_table2(compose, ["tag_lasso"], [0], tmp_path, ["x=2"])  # no resume: always runs
+    assert calls == [("tag_lasso", 0)]

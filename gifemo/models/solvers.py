@@ -32,8 +32,9 @@ Solvers (``method="auto"`` picks one):
   entrywise soft threshold), warm starts. Measured on a warm-started path over the CV grid (synthetic n = 800, d = 639,
   T = 17, 72 % labelled, one thread): 20–25 iterations per ρ against FISTA's 160–1,780 with
   the exact step. Each new μ costs T Cholesky factorisations (d × d, or n_t × n_t when a
-  task has fewer rows than features), so μ is kept while within 10× (trace norm) or 3×
-  (lasso) of its ideal value; the
+  task has fewer rows than features) — or, when the tasks share most of their rows (GIFGIF),
+  T small capacitance matrices on one shared eigenbasis (:mod:`gifemo.models.shared_basis`)
+  — so μ is kept while within 10× (trace norm) or 3× (lasso) of its ideal value; the
   factors of the last problem are cached for the next ρ (:func:`release_factor_cache`
   frees them; ``benchmarks/solvers.py --trace-path`` has the paper-scale timings).
 - **FISTA** with backtracking and function-value restart (Beck & Teboulle 2009; O'Donoghue

@@ -440,11 +440,14 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
 
 
 def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[str] = (),
-              seeds: Sequence[int] | None = None) -> tuple[Reproduction, Path]:
+              seeds: Sequence[int] | None = None, resume: bool = False
+              ) -> tuple[Reproduction, Path]:
     """Run every Table 2 row for every seed and write the report; returns (runs, report.md).
 
     ``overrides`` (the command line's) come after the setting's; the setting's
     ``demo_overrides`` apply only when the composed data config generates a demo set.
+    ``resume``: reuse the finished runs found in ``out_dir`` (:func:`~gifemo.paper.
+    reproduce.run_table2`).
     """
     out_dir = Path(out_dir)
     base = [*settings.get("overrides", []), *overrides]
@@ -455,7 +458,7 @@ def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[
     seeds = list(settings["seeds"] if seeds is None else seeds)
     methods = [*settings["methods"], *(settings.get("tag_feature_rows") or [])]
     rep = run_table2(compose, methods, seeds, out_dir, base,
-                     settings.get("method_overrides") or {})
+                     settings.get("method_overrides") or {}, resume=resume)
     report = write_report(rep, out_dir, {**settings, "seeds": seeds,
                                          "command_line_overrides": list(overrides)},
                           n_pos=float(settings.get("n_pos", 3000)),

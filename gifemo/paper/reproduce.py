@@ -10,10 +10,17 @@ What the report needs from a run is kept in a small :class:`RunResult` (the scal
 the averaged and per-emotion PR curves, the learned W of linear models, test-set counts);
 the dataset and the visual features of the first run that has them are kept once
 (:class:`Reproduction`) for the dataset figures and the SVM baseline.
+
+Resuming (``resume=True``): each finished run leaves its :class:`RunResult` in its run
+directory (:data:`RESULT_FILE`, with the overrides it ran with); a resumed reproduction
+reads those instead of running them again, so the paper-scale protocol (hours on 2 cores)
+can be run in parts and interrupted without losing finished rows. A result file whose
+overrides differ from the run's, or that cannot be read, is run again (logged).
 """
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +29,7 @@ from typing import Sequence
 import numpy as np
 from omegaconf import DictConfig
 
+from gifemo.atomic_file import atomic_write
 from gifemo.data.manifest import GifDataset
 from gifemo.eval.metrics import PRSummary
 from gifemo.plain_config import to_plain
@@ -147,9 +155,44 @@ def _result(method: str, seed: int, metrics: dict, objects: dict, seconds: float
                      run_dir=Path(objects["run_dir"]))
 
 
+RESULT_FILE = "table2_result.pkl"  # a finished run's RunResult and overrides (resume)
+
+
+def save_result(res: RunResult, run_overrides: Sequence[str]) -> Path:
+    """Keep a finished run's result in its run directory (atomically)."""
+    path = Path(res.run_dir) / RESULT_FILE
+    with atomic_write(path) as f:
+        pickle.dump({"overrides": list(run_overrides), "result": res}, f)
+    return path
+
+
+def load_result(run_dir: Path, run_overrides: Sequence[str]) -> RunResult | None:
+    """The result a previous reproduction left in ``run_dir`` for exactly these overrides;
+    None (logged) when there is none, it cannot be read, or it ran with other overrides.
+    Only files this module wrote are read (pickle runs code: do not resume from folders
+    of unknown origin)."""
+    path = Path(run_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            saved = pickle.load(f)
+        res, ran_with = saved["result"], saved["overrides"]
+    except Exception as e:  # a torn or foreign file: run again rather than stop
+        _log.warning("resume: %s cannot be read (%s: %s); running it again", path,
+                     type(e).__name__, e)
+        return None
+    if list(ran_with) != list(run_overrides):
+        _log.warning("resume: %s ran with other overrides (%s); running it again", path,
+                     " ".join(ran_with))
+        return None
+    return res
+
+
 def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: Path,
                overrides: Sequence[str] = (),
-               method_overrides: dict[str, Sequence[str]] | None = None) -> Reproduction:
+               method_overrides: dict[str, Sequence[str]] | None = None,
+               resume: bool = False) -> Reproduction:
     """Run every method for every seed.
 
     Parameters
@@ -162,8 +205,10 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
     overrides : train.py overrides applied to every run (data, backbone, grids …).
     method_overrides : extra overrides per method (e.g. a smaller ``model.cv_grid``); a
         tag-feature row takes its paper row's.
+    resume : reuse the results that finished runs left in their run directories (see the
+        module docstring); every run's result is kept either way.
     """
-    from gifemo.training import run_train
+    from gifemo.training import load_data, run_train
 
     if not methods or not seeds:
         raise ValueError(f"need at least one method and one seed, got {methods!r}, {seeds!r}")
@@ -171,26 +216,42 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
     t_all = time.perf_counter()
     runs: list[RunResult] = []
     rep: Reproduction | None = None
-    for method in methods:
-        for seed in seeds:
+    # seeds outer: one test split's rows run back to back, so the rows that share features
+    # and folds share their work (the eigenbases of gifemo.models.shared_basis.BASIS_MEMO,
+    # the trace-norm CV that clustered MTL's k reuses through selection.CV_MEMO)
+    for seed in seeds:
+        for method in methods:
             run_dir = Path(out_dir) / "runs" / method / f"seed{seed}"
             own = method_overrides.get(method, method_overrides.get(
                 TAG_FEATURE_ROWS.get(method, (method,))[0], ()))
-            cfg = compose(run_overrides(method, seed, run_dir, overrides, own))
-            _log.info("Table 2: %s, seed %d -> %s", method, seed, run_dir)
-            t0 = time.perf_counter()
-            metrics, objects = run_train(cfg)
-            res = _result(method, seed, metrics, objects, time.perf_counter() - t0)
+            ov = run_overrides(method, seed, run_dir, overrides, own)
+            cfg = compose(ov)
+            res = load_result(run_dir, ov) if resume else None
+            objects = None
+            if res is None:
+                _log.info("Table 2: %s, seed %d -> %s", method, seed, run_dir)
+                t0 = time.perf_counter()
+                metrics, objects = run_train(cfg)
+                res = _result(method, seed, metrics, objects, time.perf_counter() - t0)
+                save_result(res, ov)
             runs.append(res)
             print(f"[reproduce] {method:<17} seed {seed}: PR-AUC {res.pr_auc:.3f}  "
-                  f"Ñ {res.n_tilde:,.0f}  ({res.seconds:.1f} s)", flush=True)
+                  f"Ñ {res.n_tilde:,.0f}  ({res.seconds:.1f} s"
+                  f"{'' if objects is not None else ', resumed from ' + RESULT_FILE})",
+                  flush=True)
             if rep is None:
-                rep = Reproduction(runs=runs, dataset=objects["dataset"])
+                rep = Reproduction(runs=runs, dataset=None)
             rep.cfgs.setdefault(method, cfg)
-            feats = objects["features"]
-            if rep.visual is None and feats.layout.uses_visual:
-                rep.visual = np.asarray(feats.X[:, :feats.layout.visual_dim], dtype=np.float64)
-                rep.visual_rows = np.asarray(feats.rows)
+            wants_visual = rep.visual is None and "visual" in str(cfg.features.group)
+            if rep.dataset is None or wants_visual:
+                if objects is None:  # resumed: the data alone (features from the cache)
+                    objects = load_data(cfg, run_dir)
+                rep.dataset = rep.dataset if rep.dataset is not None else objects["dataset"]
+                feats = objects["features"]
+                if rep.visual is None and feats.layout.uses_visual:
+                    rep.visual = np.asarray(feats.X[:, :feats.layout.visual_dim],
+                                            dtype=np.float64)
+                    rep.visual_rows = np.asarray(feats.rows)
     rep.seconds = time.perf_counter() - t_all
     return rep
 
