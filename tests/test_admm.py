@@ -214,3 +214,23 @@ def test_mu_scale_is_sigma1_for_the_trace_norm_and_mean_nonzero_for_the_lasso():
     assert _scale(L1Penalty(1.0), torch.zeros(3, 2, dtype=torch.float64)) == 0.0
     with pytest.raises(TypeError, match="ADMM solves"):
         NormPenaltyADMM(_Problem(*_problem(20, 3, 2, seed=1), True)).solve(ClusteredMTLPenalty(1.0, 1.0, k=1))
+
+
+def test_a_far_off_first_mu_is_re_estimated_from_the_iterate(monkeypatch):
+    """A cold start guesses μ from one gradient step; when that guess is 1000× off, the solve
+    replaces it by ρ / s(Z) at iteration 20 (one more factorisation) and is certified within
+    300 iterations, where the same guess kept fixed is still far from it."""
+    X, Y, mask = _problem(150, 40, 6, seed=9)
+    prob = _Problem(X, Y, mask, True)
+    good = NormPenaltyADMM(prob).solve(L1Penalty(3.0), tol=1e-6)[3]
+    bad = 1000.0 * good
+    fixed = NormPenaltyADMM(prob)
+    _, it_fixed, rep_fixed, mu_fixed = fixed.solve(L1Penalty(3.0), tol=1e-6, mu=bad,
+                                                   max_iter=300)
+    adaptive = NormPenaltyADMM(prob)
+    monkeypatch.setattr(adaptive, "initial_mu", lambda *a: bad)
+    _, it_adapt, rep_adapt, mu_adapt = adaptive.solve(L1Penalty(3.0), tol=1e-6, max_iter=300)
+    assert rep_adapt.rel_gap <= 1e-6 and it_adapt < 300
+    assert rep_fixed.rel_gap > 1e-4 and it_fixed == 300
+    assert mu_fixed == bad and fixed.n_factorizations == 1
+    assert mu_adapt < bad / 3 and adaptive.n_factorizations >= 2
