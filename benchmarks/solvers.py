@@ -26,26 +26,36 @@ Run:  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python benchmarks/solvers.py
 ``--trace-path``: the trace norm at paper scale instead. n = 6,113 GIFs (GIFGIF), d = 4,235,
 T = 17, per-task masks shaped like one CV fit (each task's own random 10 % test GIFs and
 one of 5 folds left out: ~72 % labelled), the trace-norm CV grid (``trace_norm_grid`` of
-``conf/train.yaml``) solved largest ρ first with warm starts, in one run: ADMM as it was
-(each task's Gram X_tᵀX_t formed on its own, μ snapped to a power of 10, a new μ = 17 new
-Cholesky factors) against ADMM now (one XᵀX shared by the tasks, μ kept while within 10×),
-then FISTA with the old step (power iteration on the uncentred, unmasked X) and the exact
-one, capped at ``--fista-iters`` iterations per ρ (they would take hours to 1e-4). Each
-row: iterations, seconds, certified relative duality gap; setup and memory per variant.
+``conf/train.yaml``) solved largest ρ first with warm starts, in one run: the ADMM W-step
+by a Cholesky factor per task, by one shared eigenbasis (``gifemo.models.shared_basis``),
+and by that basis with μ re-chosen at every ρ (:data:`ADMM_VARIANTS`; which one ``auto``
+picks is printed), then FISTA with the old step (power iteration on the uncentred, unmasked
+X) and the exact one, capped at ``--fista-iters`` iterations per ρ (they would take hours
+to 1e-4). Each row: iterations, seconds, seconds in factorisations, certified relative
+duality gap, nonzeros; setup and memory per variant. ``--masks gifgif`` takes GIFGIF+-shaped
+masks instead (26 % of the rows labelled for every task, each other row for one task; use
+``--n 12600``, one CV fit's rows at the paper's 23,544 GIFs), where the shared basis pays.
 
   OMP_NUM_THREADS=1 .venv/bin/python benchmarks/solvers.py --trace-path [--n 6113]
-      [--fista-iters 20]
+      [--fista-iters 20] [--masks random|gifgif]
 
 One BLAS thread under load: on the shared 2-core box under load, two OpenBLAS threads made a
 4,235² Cholesky 6–10× slower than one (spinning threads). On an idle box the default (2
 threads) is faster: 8.0 s per set of 17 factorisations (the trace-path figures in the
 README were taken that way, without OMP_NUM_THREADS).
 
-``--lasso-path``: the lasso's CV grid on the same problem, ADMM for all tasks against
-scikit-learn coordinate descent on the first ``--cd-tasks`` tasks (minutes per task at small
-ρ; its all-task time is printed as an estimate, ×T/cd_tasks).
+``--cv-fit FOLDER``: the lasso's (or ``--penalty trace_norm``) CV grid on one real CV fit
+of a dataset folder (seed 0, fold 0), e.g. ``data/paper_synthetic``, where every emotion has
+its own test set and folds (so the tasks' rows differ by ~2,000 of ~5,000).
 
-  .venv/bin/python benchmarks/solvers.py --lasso-path [--n 6113] [--cd-tasks 2]
+  .venv/bin/python benchmarks/solvers.py --cv-fit data/paper_synthetic [--features visual]
+      [--penalty lasso|trace_norm] [--cd-rhos 2]
+
+``--lasso-path``: the lasso's CV grid on the same problem, the ADMM variants for all tasks
+against scikit-learn coordinate descent on the first ``--cd-tasks`` tasks (minutes per task
+at small ρ; its all-task time is printed as an estimate, ×T/cd_tasks).
+
+  .venv/bin/python benchmarks/solvers.py --lasso-path [--n 6113] [--cd-tasks 2] [--masks ...]
 """
 
 from __future__ import annotations
@@ -421,6 +431,64 @@ def lasso_path_bench(n: int, cd_tasks: int, masks: str, tol: float = 1e-4) -> No
           f"{total * T / cd_tasks:.0f} s); load average at end {os.getloadavg()}")
 
 
+def cv_fit_problem(folder: str, group: str, seed: int = 0, fold: int = 0) -> _Problem:
+    """One cross-validation fit of a dataset folder as ``select_rho_cv`` sees it: the split
+    of ``seed`` (per-emotion test sets and folds, paper §3.6), fold ``fold`` held out, the
+    features of ``group`` (visual ones from the folder's ``visual.npy``, no backbone)."""
+    from gifemo.data.manifest import load_dataset
+    from gifemo.data.splits import make_split
+    from gifemo.features.assemble import assemble_features
+
+    ds = load_dataset(folder)
+    split = make_split(ds, seed=seed)
+    visual = Path(folder) / "visual.npy"
+    feats = assemble_features(ds, split.train, group=group, backbone=None,
+                              visual_file=visual if visual.exists() else None)
+    r = feats.rows
+    mask = (split.train & (split.fold != fold))[r]
+    return _Problem(np.asarray(feats.X, np.float64), ds.y[r], mask, True)
+
+
+def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float = 1e-4) -> None:
+    """The CV grid of ``penalty`` on one real CV fit (``cv_fit_problem``), warm-started as
+    the CV runs it, with the solver ``auto`` picks (ADMM for the trace norm and the
+    paper-scale lasso); for the lasso also scikit-learn coordinate descent (all tasks,
+    threads) on the first ``cd_rhos`` ρ of the grid."""
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    if penalty == "lasso":
+        grid = [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
+        make = L1Penalty
+    else:
+        grid = [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
+        make = TraceNormPenalty
+    prob, t_load = timed(lambda: cv_fit_problem(folder, group))
+    print(f"\n=== {penalty} on one CV fit of {folder} ({group}, seed 0, fold 0): "
+          f"{prob.X.shape[0]} rows x {prob.d} features, {int(prob.M.sum(0).min())}-"
+          f"{int(prob.M.sum(0).max())} per task; loaded in {t_load:.1f} s; load "
+          f"{os.getloadavg()[0]:.1f} ===")
+    zero = torch.zeros(prob.d, prob.T, dtype=torch.float64)
+    if penalty == "lasso" and cd_rhos > 0:
+        W = zero
+        for rho in grid[:cd_rhos]:
+            (W, it, rep), secs = timed(lambda: _lasso_cd(prob, L1Penalty(rho), W, tol, 100_000))
+            print(f"  CD   rho {rho:6g} {secs:7.1f} s  gap {rep.rel_gap:.1e}  nonzero "
+                  f"{float((W != 0).double().mean()):.3f}", flush=True)
+    admm, setup = timed(lambda: NormPenaltyADMM(prob))
+    total, W = setup, None
+    print(f"  ADMM setup {setup:.1f} s ({'shared basis' if admm.basis is not None else 'a Cholesky factor per task'})")
+    for rho in grid:
+        f0 = admm.factor_seconds
+        (W, it, rep, _), secs = timed(lambda: admm.solve(make(rho), W0=W, tol=tol))
+        total += secs
+        print(f"  ADMM rho {rho:6g} {secs:7.1f} s  {it:4d} iterations  factorisations "
+              f"{admm.factor_seconds - f0:5.1f} s  gap {rep.rel_gap:.1e}  nonzero "
+              f"{float((W != 0).double().mean()):.3f}", flush=True)
+    admm.release()
+    print(f"  path {total:.1f} s with setup; load {os.getloadavg()[0]:.1f}")
+
+
 def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
     """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
     against iterations (the choice of the default, 10)."""
@@ -457,12 +525,23 @@ def main() -> None:
     ap.add_argument("--masks", choices=("random", "gifgif"), default="random",
                     help="path benchmarks: each task's own random 72 %% of n rows (random), or "
                          "GIFGIF+-shaped (26 %% of rows on every task, the rest on one each)")
+    ap.add_argument("--cv-fit", metavar="FOLDER", default=None,
+                    help="the CV grid on one real CV fit of a dataset folder (e.g. "
+                         "data/paper_synthetic; visual features from its visual.npy)")
+    ap.add_argument("--features", default="visual", help="--cv-fit: feature group")
+    ap.add_argument("--penalty", choices=("lasso", "trace_norm"), default="lasso",
+                    help="--cv-fit: which model's grid")
+    ap.add_argument("--cd-rhos", type=int, default=0,
+                    help="--cv-fit lasso: coordinate descent on the first K rho too")
     ap.add_argument("--mu-keep-sweep", action="store_true",
                     help="ADMM path for mu_keep 10, 100, 1000 (n default 1500, d = 1,033)")
     args = ap.parse_args()
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    if args.cv_fit:
+        cv_fit_bench(args.cv_fit, args.features, args.penalty, args.cd_rhos)
+        return
     if args.mu_keep_sweep:
         mu_keep_sweep(args.n or 1500, 1000)
         return
