@@ -311,3 +311,12 @@ def test_resume_reuses_finished_runs_and_reruns_missing_changed_or_torn_ones(tmp
     calls.clear()
     run_table2(compose, ["tag_lasso"], [0], tmp_path, ["x=2"])  # no resume: always runs
     assert calls == [("tag_lasso", 0)]
+
+
+def test_resume_needs_the_folder_to_continue(capsys):
+    import runpy
+
+    script = runpy.run_path(str(CONF.parent / "scripts" / "reproduce.py"))
+    with pytest.raises(SystemExit) as e:
+        script["main"](["--resume", "data=demo"])
+    assert e.value.code == 2 and "--resume needs --out" in capsys.readouterr().err
