@@ -66,18 +66,20 @@ def test_basis_is_memoised_by_the_base_rows_content():
     assert BASIS_MEMO.hits == hits + 1 and c.Q is not a.Q
 
 
-def test_auto_choice_follows_the_flop_counts():
-    """GIFGIF-shaped rows (few rows differ from the shared ones) go on the basis; random
-    72 % masks (each task lacks 28 % of the rows) and few tasks do not."""
+def test_auto_choice_follows_the_cost_model():
+    """GIFGIF-shaped rows (few rows differ from the shared ones) go on the basis; tasks on
+    disjoint rows (nothing shared) do not; one task alone cannot repay the eigendecomposition
+    of d = 4,235 with r = 1,000 updates, 17 such tasks can (the paper-scale refit)."""
     d = 400
     X, _, mask = _data(300, 150, d, 17, seed=4)
     assert tasks_on_basis(X.shape, _rows(mask), True) == list(range(17))
-    X, _, mask = _data(700, 0, d, 17, seed=4, shape="random")
-    assert tasks_on_basis(X.shape, _rows(mask), True) == []
-    # two tasks cannot repay the eigendecomposition, however small their updates
-    assert worth_it(d, [10, 10], [d ** 3 / 3] * 2) == [False, False]
-    assert worth_it(d, [10] * 17, [d ** 3 / 3] * 17) == [True] * 17
-    assert worth_it(d, [10] * 16 + [d], [d ** 3 / 3] * 17) == [True] * 16 + [False]
+    disjoint = np.zeros((17 * 450, 17), bool)
+    for t in range(17):
+        disjoint[t * 450:(t + 1) * 450, t] = True
+    assert tasks_on_basis((17 * 450, d), _rows(disjoint), True) == []
+    assert worth_it(4235, [1000], [4235]) == [False]
+    assert worth_it(4235, [1000] * 17, [4235] * 17) == [True] * 17
+    assert worth_it(d, [10] * 16 + [2 * d], [d] * 17) == [True] * 16 + [False]
 
 
 @pytest.mark.parametrize("penalty", [TraceNormPenalty, L1Penalty])

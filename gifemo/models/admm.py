@@ -213,8 +213,8 @@ def tasks_on_basis(shape: tuple[int, int], rows_of_task: list[np.ndarray], centr
     n, d = shape
     base = _base_rows(n, rows_of_task)
     ranks = [task_update_rank(r, base, centre) for r in rows_of_task]
-    own = [min(d, r.size) ** 3 / 3.0 for r in rows_of_task]
-    return [t for t, use in enumerate(worth_it(d, ranks, own)) if use]
+    sizes = [min(d, r.size) for r in rows_of_task]
+    return [t for t, use in enumerate(worth_it(d, ranks, sizes)) if use]
 
 
 def _scale(penalty, W: Tensor) -> float:

@@ -18,8 +18,10 @@ Cholesky's time at d = 4,235 on this machine's OpenBLAS: 7.7 s against 0.5 s), o
 of the differing rows with Q, then per μ only r_t² d + ⅔ r_t³ per task, and per solve two
 products with Q for all tasks at once plus 4 r_t d per task. On GIFGIF-shaped data
 (r_t ≈ 600 ≪ d) a new μ costs ~0.5 s for 17 tasks instead of 8 s, so μ can follow ρ along
-the path; on random masks (each task drops a different 28 % of the rows, r_t ≈ 1,700 at
-n = 6,113) the per-task Cholesky stays cheaper and :func:`worth_it` says so.
+the path. On random masks (each task lacks a different 28 % of the rows, r_t ≈ 1,700 at
+n = 6,113) a new μ costs about what 17 Cholesky factorisations do, but each iteration reads
+r_t × d rows instead of a d × d factor twice, and the path is still 1.4× faster;
+:func:`worth_it` weighs both.
 
 The eigendecomposition depends only on the base rows' contents, so it is memoised
 (:data:`BASIS_MEMO`, keyed by content): the visual + tag lasso, trace-norm and clustered-MTL
@@ -43,8 +45,12 @@ __all__ = ["SharedBasisSystems", "BASIS_MEMO", "worth_it", "task_update_rank"]
 # bases (Λ, Q) kept by content: 6 = the 5 CV folds + the refit of one test split (143 MB
 # each at d = 4,235)
 BASIS_MEMO = FitMemo(size=6, copy_out=False)
-EIGH_IN_CHOLESKYS = 16.0  # measured cost of one d × d eigh in d × d Cholesky factorisations
-MU_SETS = 4               # factorisations a ρ path is expected to need (ADMM's mu_keep)
+# The cost model of :func:`worth_it`, for one ρ path, in flops (this machine, 2 cores):
+EIGH_IN_CHOLESKYS = 16.0  # one d × d eigh ≈ 16 d × d Cholesky factorisations (7.7 vs 0.5 s)
+MU_SETS = 4               # factorisations a ρ path needs (ADMM's mu_keep; 4 measured)
+PATH_ITERATIONS = 120     # ADMM iterations a 7-ρ path needs (115–140 measured)
+READ_COST = 40.0          # flops worth one float64 read in a memory-bound solve (~50 GFLOP/s
+                          # in dgemm against ~10 GB/s streamed)
 
 
 def task_update_rank(rows: np.ndarray, base: np.ndarray, centre: bool) -> int:
@@ -53,16 +59,26 @@ def task_update_rank(rows: np.ndarray, base: np.ndarray, centre: bool) -> int:
     return int(rows.size - in_base + base.size - in_base + (1 if centre and rows.size else 0))
 
 
-def worth_it(d: int, ranks: list[int], own_cost: list[float]) -> list[bool]:
-    """Which tasks to solve through the shared basis: those whose per-μ-set work (rotation
-    amortised over :data:`MU_SETS` sets + capacitance + LU) is below their own factorisation
-    (``own_cost``: d³/3 for a primal task, n_t³/3 for a dual one) — and only if the tasks
-    that gain repay the eigendecomposition (:data:`EIGH_IN_CHOLESKYS` × d³/3) over a path."""
+def worth_it(d: int, ranks: list[int], sizes: list[int]) -> list[bool]:
+    """Which tasks to solve through the shared basis, by the path cost of each W-step:
+
+    - own factor (``sizes``: d for a primal task, n_t for a dual one, m): MU_SETS Cholesky
+      factorisations (m³/3) + PATH_ITERATIONS solves reading the factor twice (2m²);
+    - on the basis: rotating its r_t rows once (2 r d²), MU_SETS capacitance matrices and LUs
+      (r² d + ⅔ r³), PATH_ITERATIONS solves reading its rows twice (2 r d);
+
+    and only if the tasks that gain repay the basis itself: the eigendecomposition and two
+    reads of Q per iteration. Measured (``benchmarks/solvers.py --trace-path``, d = 4,235,
+    idle): random 72 % masks (r_t ≈ 1,700) 75.5 s against 103.1 s for the path; GIFGIF-shaped
+    masks (r_t ≈ 740) TRACE_GIFGIF."""
     chol = d ** 3 / 3.0
-    per_set = [(2.0 * r * d * d) / MU_SETS + r * r * d + (2.0 / 3.0) * r ** 3 for r in ranks]
-    use = [c < own for c, own in zip(per_set, own_cost)]
-    gain = sum(MU_SETS * (own - c) for c, own, u in zip(per_set, own_cost, use) if u)
-    if gain <= EIGH_IN_CHOLESKYS * chol:
+    own = [MU_SETS * m ** 3 / 3.0 + PATH_ITERATIONS * 2.0 * m * m * READ_COST for m in sizes]
+    basis = [2.0 * r * d * d + MU_SETS * (r * r * d + (2.0 / 3.0) * r ** 3)
+             + PATH_ITERATIONS * 2.0 * r * d * READ_COST for r in ranks]
+    use = [b < o for b, o in zip(basis, own)]
+    gain = sum(o - b for b, o, u in zip(basis, own, use) if u)
+    shared = EIGH_IN_CHOLESKYS * chol + PATH_ITERATIONS * 2.0 * d * d * READ_COST
+    if gain <= shared:
         return [False] * len(ranks)
     return use
 
