@@ -34,7 +34,8 @@ matrices differ from one shared Gram by a few hundred rank-one terms each, and t
 goes through ONE eigenbasis of that Gram instead (:mod:`gifemo.models.shared_basis`: a new μ
 costs 17 small capacitance matrices, ~1.6 s, instead of 17 Cholesky factorisations; the
 trace-norm path of ``benchmarks/solvers.py --trace-path --masks gifgif``, n = 12,600,
-d = 4,235: 55.8 s against 130.8 s); ``w_step`` chooses, per task, by flop counts.
+d = 4,235: 61.5 s against 132.0 s; on the random 72 % masks of ``--trace-path`` 75.5 s
+against 103.1 s); ``w_step`` chooses, per task, by a cost model of the path.
 
 Why ADMM for the lasso too: at paper scale (n_t ≈ 5,000 GIFs, d = 4,096 correlated,
 non-negative C3D-like features) the lasso solution is dense at small ρ and scikit-learn's
