@@ -215,7 +215,7 @@ def tasks_on_basis(shape: tuple[int, int], rows_of_task: list[np.ndarray], centr
     base = _base_rows(n, rows_of_task)
     ranks = [task_update_rank(r, base, centre) for r in rows_of_task]
     sizes = [min(d, r.size) for r in rows_of_task]
-    return [t for t, use in enumerate(worth_it(d, ranks, sizes)) if use]
+    return [t for t, use in enumerate(worth_it(d, ranks, sizes, n)) if use]
 
 
 def _scale(penalty, W: Tensor) -> float:

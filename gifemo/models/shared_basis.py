@@ -20,8 +20,8 @@ products with Q for all tasks at once plus 4 r_t d per task. On GIFGIF-shaped da
 (r_t ≈ 600 ≪ d) a new μ costs ~0.5 s for 17 tasks instead of 8 s, so μ can follow ρ along
 the path. On random masks (each task lacks a different 28 % of the rows, r_t ≈ 1,700 at
 n = 6,113) a new μ costs about what 17 Cholesky factorisations do, but each iteration reads
-r_t × d rows instead of a d × d factor twice, and the path is still 1.4× faster;
-:func:`worth_it` weighs both.
+r_t × d rows instead of a d × d factor twice, and the path is still 1.4× faster (1.2× on
+the paper's CV fits, r_t ≈ 2,087 of 4,096); :func:`worth_it` weighs both.
 
 The eigendecomposition depends only on the base rows' contents, so it is memoised
 (:data:`BASIS_MEMO`, keyed by content): the visual + tag lasso, trace-norm and clustered-MTL
@@ -59,25 +59,30 @@ def task_update_rank(rows: np.ndarray, base: np.ndarray, centre: bool) -> int:
     return int(rows.size - in_base + base.size - in_base + (1 if centre and rows.size else 0))
 
 
-def worth_it(d: int, ranks: list[int], sizes: list[int]) -> list[bool]:
+def worth_it(d: int, ranks: list[int], sizes: list[int], n_rows: int) -> list[bool]:
     """Which tasks to solve through the shared basis, by the path cost of each W-step:
 
     - own factor (``sizes``: d for a primal task, n_t for a dual one, m): MU_SETS Cholesky
       factorisations (m³/3) + PATH_ITERATIONS solves reading the factor twice (2m²);
-    - on the basis: rotating its r_t rows once (2 r d²), MU_SETS capacitance matrices and LUs
-      (r² d + ⅔ r³), PATH_ITERATIONS solves reading its rows twice (2 r d);
+    - on the basis: MU_SETS capacitance matrices and LUs (r² d + ⅔ r³) + PATH_ITERATIONS
+      solves reading its r_t rotated rows twice (2 r d);
 
-    and only if the tasks that gain repay the basis itself: the eigendecomposition and two
-    reads of Q per iteration. Measured (``benchmarks/solvers.py --trace-path``, d = 4,235,
-    idle): random 72 % masks (r_t ≈ 1,700) 75.5 s against 103.1 s for the path; GIFGIF-shaped
-    masks (r_t ≈ 740, n = 12,600) 61.5 s against 132.0 s."""
+    and only if the tasks that gain repay the basis itself: the eigendecomposition, two reads
+    of Q per iteration, and rotating the differing rows once (each at most once: ≤ ``n_rows``
+    rows, shared by the tasks). Measured (d = 4,235 / 4,096, idle): the random 72 % masks of
+    ``benchmarks/solvers.py --trace-path`` (r_t ≈ 1,700) 75.5 s against 103.1 s for the
+    path; GIFGIF-shaped masks (r_t ≈ 740, n = 12,600) 61.5 s against 132.0 s; the lasso's
+    path on a CV fit of ``data/paper_synthetic`` (r_t ≈ 2,087, n = 15,494) 181.7 s against
+    214.1 s."""
     chol = d ** 3 / 3.0
     own = [MU_SETS * m ** 3 / 3.0 + PATH_ITERATIONS * 2.0 * m * m * READ_COST for m in sizes]
-    basis = [2.0 * r * d * d + MU_SETS * (r * r * d + (2.0 / 3.0) * r ** 3)
+    basis = [MU_SETS * (r * r * d + (2.0 / 3.0) * r ** 3)
              + PATH_ITERATIONS * 2.0 * r * d * READ_COST for r in ranks]
     use = [b < o for b, o in zip(basis, own)]
     gain = sum(o - b for b, o, u in zip(basis, own, use) if u)
-    shared = EIGH_IN_CHOLESKYS * chol + PATH_ITERATIONS * 2.0 * d * d * READ_COST
+    rotated = min(sum(r for r, u in zip(ranks, use) if u), n_rows)
+    shared = (EIGH_IN_CHOLESKYS * chol + PATH_ITERATIONS * 2.0 * d * d * READ_COST
+              + 2.0 * rotated * d * d)
     if gain <= shared:
         return [False] * len(ranks)
     return use
