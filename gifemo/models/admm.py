@@ -205,8 +205,8 @@ def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
 def tasks_on_basis(shape: tuple[int, int], rows_of_task: list[np.ndarray], centre: bool,
                    w_step: str = "auto") -> list[int]:
     """The tasks whose W-step goes through the shared eigenbasis (``w_step`` of
-    :class:`NormPenaltyADMM`; ``auto``: by flop counts, :func:`~gifemo.models.shared_basis.
-    worth_it`). ``shape``: X's (rows, features)."""
+    :class:`NormPenaltyADMM`; ``auto``: by a cost model of the ρ path,
+    :func:`~gifemo.models.shared_basis.worth_it`). ``shape``: X's (rows, features)."""
     if w_step == "cholesky" or not rows_of_task:
         return []
     if w_step == "basis":
@@ -256,8 +256,8 @@ class NormPenaltyADMM:
         or, for tasks whose rows differ little from the rows most tasks share, one
         eigenbasis of the shared rows' Gram and a small capacitance matrix per task
         (:class:`~gifemo.models.shared_basis.SharedBasisSystems`, where a new μ is cheap).
-        ``auto`` decides per task by flop counts (:func:`~gifemo.models.shared_basis.
-        worth_it`); ``basis`` puts every task on the basis.
+        ``auto`` decides per task by a cost model of the ρ path (:func:`~gifemo.models.
+        shared_basis.worth_it`); ``basis`` puts every task on the basis.
     """
 
     def __init__(self, prob, alpha: float = 1.6, mu_snap: float = 1.0,
@@ -269,7 +269,6 @@ class NormPenaltyADMM:
         self.alpha = alpha
         self.mu_snap = mu_snap
         self.mu_keep = mu_keep
-        t_setup = time.perf_counter()
         self._X = prob.X.numpy()
         X = self._X
         self._rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
@@ -294,7 +293,6 @@ class NormPenaltyADMM:
         self._dual = [t for t, s in self._systems.items() if not s.primal]
         self.n_factorizations = 0
         self.factor_seconds = 0.0  # time spent in factorisations (benchmarks)
-        self.setup_seconds = time.perf_counter() - t_setup
         self._held_mu: float | None = None  # the μ the systems are factored for
         self.mu: float | None = None
         self._L: float | None = None

@@ -17,7 +17,8 @@ Cost, against one Cholesky per task and μ (d³/3 flops each): one eigendecompos
 Cholesky's time at d = 4,235 on this machine's OpenBLAS: 7.7 s against 0.5 s), one product
 of the differing rows with Q, then per μ only r_t² d + ⅔ r_t³ per task, and per solve two
 products with Q for all tasks at once plus 4 r_t d per task. On GIFGIF-shaped data
-(r_t ≈ 600 ≪ d) a new μ costs ~0.5 s for 17 tasks instead of 8 s, so μ can follow ρ along
+(r_t ≈ 740 ≪ d) a new μ costs 1.5–2.3 s for 17 tasks instead of 5.5–6.4 s (measured by
+``benchmarks/solvers.py --trace-path --masks gifgif --n 12600``), so μ can follow ρ along
 the path. On random masks (each task lacks a different 28 % of the rows, r_t ≈ 1,700 at
 n = 6,113) a new μ costs about what 17 Cholesky factorisations do, but each iteration reads
 r_t × d rows instead of a d × d factor twice, and the path is still 1.4× faster (1.2× on
