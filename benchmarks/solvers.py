@@ -370,11 +370,19 @@ def admm_variants_bench(prob: _Problem, grid, make_penalty, tol: float) -> None:
         f"{name.split(' (')[0]}: {base / t:.2f}×" for name, t in totals.items()))
 
 
-def trace_path_bench(n: int, fista_iters: int, masks: str, tol: float = 1e-4) -> None:
+def cv_grid(penalty: str) -> list[float]:
+    """The CV grid of ``penalty`` (lasso: ``conf/model/lasso.yaml``; trace_norm:
+    ``trace_norm_grid`` of ``conf/train.yaml``), as the runs use it."""
     import yaml
 
     conf = Path(__file__).resolve().parents[1] / "conf"
-    grid = [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
+    if penalty == "lasso":
+        return [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
+    return [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
+
+
+def trace_path_bench(n: int, fista_iters: int, masks: str, tol: float = 1e-4) -> None:
+    grid = cv_grid("trace_norm")
     prob, desc = path_problem(n, masks)
     print(f"\n=== trace norm path: {desc}, grid {grid}, tol {tol:g} ===")
     print(f"load average at start: {os.getloadavg()}")
@@ -405,10 +413,7 @@ def lasso_path_bench(n: int, cd_tasks: int, masks: str, tol: float = 1e-4) -> No
     shared with the trace norm's machinery) against scikit-learn coordinate descent (our
     certified wrapper, tasks in threads) on the first ``cd_tasks`` tasks only — CD takes
     minutes per task at small ρ, so its all-task time is printed as a labelled estimate."""
-    import yaml
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    grid = [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
+    grid = cv_grid("lasso")
     prob, desc = path_problem(n, masks)
     T = prob.T
     print(f"\n=== lasso path: {desc}, grid {grid}, tol {tol:g}; load average at start "
@@ -454,15 +459,8 @@ def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float
     the CV runs it, with the solver ``auto`` picks (ADMM for the trace norm and the
     paper-scale lasso); for the lasso also scikit-learn coordinate descent (all tasks,
     threads) on the first ``cd_rhos`` ρ of the grid."""
-    import yaml
-
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    if penalty == "lasso":
-        grid = [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
-        make = L1Penalty
-    else:
-        grid = [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
-        make = TraceNormPenalty
+    grid = cv_grid(penalty)
+    make = L1Penalty if penalty == "lasso" else TraceNormPenalty
     prob, t_load = timed(lambda: cv_fit_problem(folder, group))
     print(f"\n=== {penalty} on one CV fit of {folder} ({group}, seed 0, fold 0): "
           f"{prob.X.shape[0]} rows x {prob.d} features, {int(prob.M.sum(0).min())}-"
