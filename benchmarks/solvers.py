@@ -73,10 +73,11 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
-from gifemo.models.admm import NormPenaltyADMM, tasks_on_basis
+from gifemo.models.admm import MultitaskADMM, tasks_on_basis
 from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.solvers import (
     _fista,
+    _lbfgs,
     _lasso_cd,
     _Problem,
     fit_multitask_linear,
@@ -331,7 +332,7 @@ def old_lipschitz(prob: _Problem, n_power: int = 30) -> float:
     return 2.0 * s2
 
 
-ADMM_VARIANTS = {  # name: NormPenaltyADMM options, compared on one problem in one run
+ADMM_VARIANTS = {  # name: MultitaskADMM options, compared on one problem in one run
     "per-task Cholesky (w_step=cholesky, μ kept within 10×/3×)": dict(w_step="cholesky"),
     "shared eigenbasis (w_step=basis, same μ rule)": dict(w_step="basis"),
     "shared eigenbasis, μ re-chosen at every ρ (mu_keep=1)": dict(w_step="basis", mu_keep=1.0),
@@ -350,7 +351,7 @@ def admm_variants_bench(prob: _Problem, grid, make_penalty, tol: float) -> None:
     totals = {}
     for name, options in ADMM_VARIANTS.items():
         BASIS_MEMO.clear()
-        admm, setup = timed(lambda: NormPenaltyADMM(prob, **options))
+        admm, setup = timed(lambda: MultitaskADMM(prob, **options))
         nbytes = admm.nbytes
         print(f"{name}: setup {setup:.1f} s, {nbytes / 2**30:.2f} GiB held; load "
               f"{os.getloadavg()[0]:.1f}", flush=True)
@@ -370,19 +371,27 @@ def admm_variants_bench(prob: _Problem, grid, make_penalty, tol: float) -> None:
         f"{name.split(' (')[0]}: {base / t:.2f}×" for name, t in totals.items()))
 
 
-def cv_grid(penalty: str) -> list[float]:
-    """The CV grid of ``penalty`` (lasso: ``conf/model/lasso.yaml``; trace_norm:
-    ``trace_norm_grid`` of ``conf/train.yaml``), as the runs use it."""
+def cv_grid(penalty: str) -> list[dict]:
+    """The CV grid of ``penalty`` as the runs use it: the settings of ``conf/model/
+    <penalty>.yaml``'s ``cv_grid`` (lasso, clustered_mtl: {rho1, rho2} with the config's k),
+    or ``trace_norm_grid`` of ``conf/train.yaml`` for the trace norm."""
     import yaml
 
     conf = Path(__file__).resolve().parents[1] / "conf"
-    if penalty == "lasso":
-        return [g["rho"] for g in yaml.safe_load(open(conf / "model" / "lasso.yaml"))["cv_grid"]]
-    return [g["rho"] for g in yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"]]
+    if penalty == "trace_norm":
+        return list(yaml.safe_load(open(conf / "train.yaml"))["trace_norm_grid"])
+    model = yaml.safe_load(open(conf / "model" / f"{penalty}.yaml"))
+    fixed = {k: v for k, v in model["penalty"].items() if k not in ("_target_", "rho", "rho1",
+                                                                   "rho2")}
+    return [{**fixed, **g} for g in model["cv_grid"]]
+
+
+def rhos(penalty: str) -> list[float]:
+    return [g["rho"] for g in cv_grid(penalty)]
 
 
 def trace_path_bench(n: int, fista_iters: int, masks: str, tol: float = 1e-4) -> None:
-    grid = cv_grid("trace_norm")
+    grid = rhos("trace_norm")
     prob, desc = path_problem(n, masks)
     print(f"\n=== trace norm path: {desc}, grid {grid}, tol {tol:g} ===")
     print(f"load average at start: {os.getloadavg()}")
@@ -413,7 +422,7 @@ def lasso_path_bench(n: int, cd_tasks: int, masks: str, tol: float = 1e-4) -> No
     shared with the trace norm's machinery) against scikit-learn coordinate descent (our
     certified wrapper, tasks in threads) on the first ``cd_tasks`` tasks only — CD takes
     minutes per task at small ρ, so its all-task time is printed as a labelled estimate."""
-    grid = cv_grid("lasso")
+    grid = rhos("lasso")
     prob, desc = path_problem(n, masks)
     T = prob.T
     print(f"\n=== lasso path: {desc}, grid {grid}, tol {tol:g}; load average at start "
@@ -454,13 +463,18 @@ def cv_fit_problem(folder: str, group: str, seed: int = 0, fold: int = 0) -> _Pr
     return _Problem(np.asarray(feats.X, np.float64), ds.y[r], mask, True)
 
 
+PENALTY_OF = {"lasso": L1Penalty, "trace_norm": TraceNormPenalty,
+              "clustered_mtl": ClusteredMTLPenalty}
+
+
 def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float = 1e-4) -> None:
     """The CV grid of ``penalty`` on one real CV fit (``cv_fit_problem``), warm-started as
     the CV runs it, with the solver ``auto`` picks (ADMM for the trace norm and the
     paper-scale lasso); for the lasso also scikit-learn coordinate descent (all tasks,
-    threads) on the first ``cd_rhos`` ρ of the grid."""
+    threads) on the first ``cd_rhos`` ρ of the grid; for clustered MTL ADMM against L-BFGS
+    (its solver until ADMM took it), the time ratio printed."""
     grid = cv_grid(penalty)
-    make = L1Penalty if penalty == "lasso" else TraceNormPenalty
+    make = PENALTY_OF[penalty]
     prob, t_load = timed(lambda: cv_fit_problem(folder, group))
     print(f"\n=== {penalty} on one CV fit of {folder} ({group}, seed 0, fold 0): "
           f"{prob.X.shape[0]} rows x {prob.d} features, {int(prob.M.sum(0).min())}-"
@@ -469,34 +483,43 @@ def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float
     zero = torch.zeros(prob.d, prob.T, dtype=torch.float64)
     if penalty == "lasso" and cd_rhos > 0:
         W = zero
-        for rho in grid[:cd_rhos]:
-            (W, it, rep), secs = timed(lambda: _lasso_cd(prob, L1Penalty(rho), W, tol, 100_000))
-            print(f"  CD   rho {rho:6g} {secs:7.1f} s  gap {rep.rel_gap:.1e}  nonzero "
+        for g in grid[:cd_rhos]:
+            (W, it, rep), secs = timed(lambda: _lasso_cd(prob, make(**g), W, tol, 100_000))
+            print(f"  CD   {g} {secs:7.1f} s  gap {rep.rel_gap:.1e}  nonzero "
                   f"{float((W != 0).double().mean()):.3f}", flush=True)
-    admm, setup = timed(lambda: NormPenaltyADMM(prob))
+    admm, setup = timed(lambda: MultitaskADMM(prob))
     total, W = setup, None
     print(f"  ADMM setup {setup:.1f} s ({'shared basis' if admm.basis is not None else 'a Cholesky factor per task'})")
-    for rho in grid:
+    for g in grid:
         f0 = admm.factor_seconds
-        (W, it, rep, _), secs = timed(lambda: admm.solve(make(rho), W0=W, tol=tol))
+        (W, it, rep, _), secs = timed(lambda: admm.solve(make(**g), W0=W, tol=tol))
         total += secs
-        print(f"  ADMM rho {rho:6g} {secs:7.1f} s  {it:4d} iterations  factorisations "
+        print(f"  ADMM {g} {secs:7.1f} s  {it:4d} iterations  factorisations "
               f"{admm.factor_seconds - f0:5.1f} s  gap {rep.rel_gap:.1e}  nonzero "
               f"{float((W != 0).double().mean()):.3f}", flush=True)
     admm.release()
-    print(f"  path {total:.1f} s with setup; load {os.getloadavg()[0]:.1f}")
+    print(f"  ADMM path {total:.1f} s with setup; load {os.getloadavg()[0]:.1f}")
+    if penalty == "clustered_mtl":
+        W, t_lbfgs = zero, 0.0
+        for g in grid:
+            (W, it, rep), secs = timed(lambda: _lbfgs(prob, make(**g), W, tol, 5000))
+            t_lbfgs += secs
+            print(f"  L-BFGS {g} {secs:7.1f} s  {it:4d} iterations  gap {rep.rel_gap:.1e}",
+                  flush=True)
+        print(f"  L-BFGS path {t_lbfgs:.1f} s; L-BFGS / ADMM {t_lbfgs / total:.2f}x; load "
+              f"{os.getloadavg()[0]:.1f}")
 
 
 def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
     """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
     against iterations (the choice of the default, 10)."""
-    from gifemo.models.admm import NormPenaltyADMM, tasks_on_basis
+    from gifemo.models.admm import MultitaskADMM, tasks_on_basis
 
     X, Y, _ = synthetic(n=n, d_vis=d_vis, d_tag=max(d_vis // 30, 5))
     prob = _Problem(X, Y, cv_fit_masks(n, Y.shape[1]), True)
     print(f"\n=== mu_keep sweep: n={n}, d={X.shape[1]}; load {os.getloadavg()[0]:.1f} ===")
     for keep in keeps:
-        admm, W, its, mus = NormPenaltyADMM(prob, mu_keep=keep), None, [], []
+        admm, W, its, mus = MultitaskADMM(prob, mu_keep=keep), None, [], []
         t0 = time.perf_counter()
         for rho in (100.0, 30.0, 10.0, 3.0, 1.0, 0.3, 0.1):
             W, it, _, mu = admm.solve(TraceNormPenalty(rho), W0=W)
@@ -527,7 +550,7 @@ def main() -> None:
                     help="the CV grid on one real CV fit of a dataset folder (e.g. "
                          "data/paper_synthetic; visual features from its visual.npy)")
     ap.add_argument("--features", default="visual", help="--cv-fit: feature group")
-    ap.add_argument("--penalty", choices=("lasso", "trace_norm"), default="lasso",
+    ap.add_argument("--penalty", choices=tuple(PENALTY_OF), default="lasso",
                     help="--cv-fit: which model's grid")
     ap.add_argument("--cd-rhos", type=int, default=0,
                     help="--cv-fit lasso: coordinate descent on the first K rho too")

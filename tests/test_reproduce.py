@@ -261,8 +261,12 @@ def test_resume_reuses_finished_runs_and_reruns_missing_changed_or_torn_ones(tmp
         return {"dataset": dataset, "features": SimpleNamespace(
             X=np.ones((40, 3)), rows=np.arange(40), layout=layout)}
 
+    from gifemo.models.selection import CV_MEMO
+    memo_dirs = []
+
     def fake_run_train(cfg):
         calls.append((cfg.method, cfg.seed))
+        memo_dirs.append(CV_MEMO.directory)
         scores = g.random((40, 3))
         pr = SimpleNamespace(summaries={"test": evaluate_rankings(positive, scores, mask)})
         objects = {"pr_callback": pr, "split": SimpleNamespace(test=mask), "run_dir": cfg.run_dir,
@@ -288,6 +292,9 @@ def test_resume_reuses_finished_runs_and_reruns_missing_changed_or_torn_ones(tmp
     assert calls == [("tag_lasso", 0), ("gp", 0), ("tag_lasso", 1), ("gp", 1)]  # seeds outer
     assert all((tmp_path / "runs" / m / f"seed{s}" / RESULT_FILE).exists()
                for m in methods for s in seeds)
+    # the runs' cross-validations are kept in the report folder (clustered MTL resumed in
+    # a new process finds the trace-norm row's there); the memo is in memory only after
+    assert memo_dirs == [tmp_path / "cv_memo"] * 4 and CV_MEMO.directory is None
 
     calls.clear()
     again = run_table2(compose, methods, seeds, tmp_path, ["x=1"], resume=True)

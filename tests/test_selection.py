@@ -139,6 +139,38 @@ def test_a_repeated_cross_validation_is_served_from_the_memo(monkeypatch):
     assert len(fits) == 3 * n_first + 3
 
 
+def test_a_cross_validation_kept_on_disk_is_served_to_a_new_process(monkeypatch, tmp_path,
+                                                                    caplog):
+    """With CV_MEMO persisted in a folder (what a reproduction does), a later process (the
+    memory cleared) gets the same result without fitting; a torn file is fitted again and
+    rewritten; outside the block nothing is written."""
+    import gifemo.models.selection as sel_mod
+    X, Y, train, fold = _linear_tasks(4, 60, 5, 3, n_folds=3)
+    fits = []
+    real_fit = sel_mod.fit_multitask_linear
+    monkeypatch.setattr(sel_mod, "fit_multitask_linear", lambda *a, **k: (fits.append(1), real_fit(*a, **k))[1])
+    grid, factory = [{"rho": 3.0}, {"rho": 0.3}], TraceNormPenalty(1.0).with_settings
+    folder = tmp_path / "cv_memo"
+    with sel_mod.CV_MEMO.persisted_in(folder):
+        first = select_rho_cv(X, Y, Y > 0, train, fold, factory, grid)
+    assert sel_mod.CV_MEMO.directory is None and len(fits) == 6
+    [kept] = list(folder.iterdir())
+    sel_mod.CV_MEMO.clear()                            # a new process
+    with sel_mod.CV_MEMO.persisted_in(folder):
+        again = select_rho_cv(X, Y, Y > 0, train, fold, factory, grid)
+    assert len(fits) == 6 and again.best == first.best
+    np.testing.assert_array_equal(again.fold_scores, first.fold_scores)
+    kept.write_bytes(kept.read_bytes()[:20])           # torn by a kill
+    sel_mod.CV_MEMO.clear()
+    with sel_mod.CV_MEMO.persisted_in(folder), caplog.at_level("WARNING"):
+        third = select_rho_cv(X, Y, Y > 0, train, fold, factory, grid)
+    assert len(fits) == 12 and third.best == first.best
+    assert "cannot be read" in caplog.text and str(kept) in caplog.text
+    sel_mod.CV_MEMO.clear()
+    select_rho_cv(X, Y, Y > 0, train, fold, factory, grid[:1])
+    assert len(list(folder.iterdir())) == 1            # not persisted: nothing new written
+
+
 def test_content_key_sees_values_dtypes_and_shapes():
     from gifemo.models.fit_memo import content_key
     import torch

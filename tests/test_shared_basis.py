@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gifemo.models.admm import NormPenaltyADMM, tasks_on_basis
+from gifemo.models.admm import MultitaskADMM, tasks_on_basis
 from gifemo.models.penalties import L1Penalty, TraceNormPenalty
 from gifemo.models.shared_basis import BASIS_MEMO, SharedBasisSystems, worth_it
 from gifemo.models.solvers import _Problem, fit_multitask_linear
@@ -90,8 +90,8 @@ def test_auto_choice_follows_the_cost_model():
 def test_admm_path_on_the_basis_equals_the_cholesky_path(penalty, shape):
     X, Y, mask = _data(80, 60, 30, 6, seed=5, shape=shape)
     prob = _Problem(X, Y, mask, True)
-    chol = NormPenaltyADMM(prob, w_step="cholesky")
-    basis = NormPenaltyADMM(prob, w_step="basis")
+    chol = MultitaskADMM(prob, w_step="cholesky")
+    basis = MultitaskADMM(prob, w_step="basis")
     assert basis.basis is not None and chol.basis is None
     Wc = Wb = None
     for rho in (10.0, 1.0, 0.1):
@@ -116,4 +116,4 @@ def test_auto_fit_on_gifgif_shaped_data_uses_the_basis():
 def test_unknown_w_step_is_refused():
     X, Y, mask = _data(20, 10, 5, 3, seed=7)
     with pytest.raises(ValueError, match="w_step must be auto, cholesky or basis"):
-        NormPenaltyADMM(_Problem(X, Y, mask, True), w_step="eig")
+        MultitaskADMM(_Problem(X, Y, mask, True), w_step="eig")

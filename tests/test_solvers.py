@@ -407,19 +407,23 @@ def test_unpenalised_fit_after_an_unlabelled_task_still_fits_the_later_tasks():
         np.testing.assert_allclose(b[t], sk.intercept_, rtol=1e-8)
 
 
-def test_auto_lasso_is_admm_at_paper_scale_only(monkeypatch):
-    """auto: coordinate descent for small lasso problems, ADMM from ADMM_LASSO_MIN_ROWS ×
-    ADMM_LASSO_MIN_FEATURES (thresholds lowered here so the test stays small); both certify."""
+@pytest.mark.parametrize("penalty,below", [(L1Penalty(2.0), "_lasso_cd"),
+                                           (ClusteredMTLPenalty(1.0, 0.3, k=2), "_lbfgs")],
+                         ids=["lasso", "clustered MTL"])
+def test_auto_is_admm_at_paper_scale_only(monkeypatch, penalty, below):
+    """auto: coordinate descent (lasso) or L-BFGS (clustered MTL) for small problems, ADMM
+    from ADMM_MIN_ROWS × ADMM_MIN_FEATURES (thresholds lowered here so the test stays
+    small); both certify."""
     import gifemo.models.solvers as solvers
     X, Y, mask = _problem(n=80, d=12, T=3, seed=12)
     used = []
-    for name in ("_lasso_cd", "_admm_for"):
+    for name in (below, "_admm_for"):
         real = getattr(solvers, name)
         monkeypatch.setattr(solvers, name, lambda *a, _r=real, _n=name, **k: (used.append(_n), _r(*a, **k))[1])
-    small = fit_multitask_linear(X, Y, mask, L1Penalty(2.0))
-    monkeypatch.setattr(solvers, "ADMM_LASSO_MIN_ROWS", 80)
-    monkeypatch.setattr(solvers, "ADMM_LASSO_MIN_FEATURES", 12)
-    large = fit_multitask_linear(X, Y, mask, L1Penalty(2.0))
-    assert used == ["_lasso_cd", "_admm_for"]
+    small = fit_multitask_linear(X, Y, mask, penalty)
+    monkeypatch.setattr(solvers, "ADMM_MIN_ROWS", 80)
+    monkeypatch.setattr(solvers, "ADMM_MIN_FEATURES", 12)
+    large = fit_multitask_linear(X, Y, mask, penalty)
+    assert used == [below, "_admm_for"]
     assert small.converged and large.converged
     assert abs(small.objective - large.objective) <= 2e-4 * small.objective

@@ -1,10 +1,10 @@
-"""Masked multi-task least squares with a norm penalty by ADMM: the trace norm (paper
-§3.5.3, eq. 7) and the lasso (eq. 1).
+"""Masked multi-task least squares by ADMM, with the trace norm (paper §3.5.3, eq. 7), the
+lasso (eq. 1) or the clustered multi-task penalty (eq. 8).
 
 Problem (as in :mod:`gifemo.models.solvers`, unhalved loss, per-task masks, intercept
 eliminated exactly)::
 
-    min_W  f(W) + ρ‖W‖,   f(W) = Σ_t ‖C_t (X_t w_t − y_t)‖²,   ‖·‖ = ‖·‖_* or ‖·‖₁
+    min_W  f(W) + Ω(W),   f(W) = Σ_t ‖C_t (X_t w_t − y_t)‖²,   Ω = ρ‖·‖_*, ρ‖·‖₁ or eq. 8
 
 X_t: task t's labelled rows, C_t: centring over them (the optimal intercept), w_t: column t.
 
@@ -15,8 +15,10 @@ scaled dual U::
 
     W ← argmin f(W) + (μ/2)‖W − Z + U‖²      exact, one linear solve per task
     Ŵ ← α W + (1 − α) Z                       over-relaxation, α = 1.6
-    Z ← prox_{ρ‖·‖/μ}(Ŵ + U)                  singular-value (trace norm) or entrywise
-                                              (lasso) soft threshold
+    Z ← prox_{Ω/μ}(Ŵ + U)                     singular-value (trace norm) or entrywise
+                                              (lasso) soft threshold; for clustered MTL
+                                              W's singular values shrunk in closed form
+                                              (``ClusteredMTLPenalty.prox``)
     U ← U + Ŵ − Z
 
 The W-step decouples over tasks: (2 H_t + μ I) w_t = 2 X_tᵀ C_t y_t + μ (z_t − u_t) with
@@ -26,8 +28,8 @@ K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity). The task
 subsets of one X, so their Grams come from one XᵀX minus each task's excluded rows
 (:func:`_shared_grams`); each task keeps its Gram and its current factor in ONE array (upper
 and lower triangle), so a new μ costs T Cholesky factorisations and no new memory, and one
-:class:`NormPenaltyADMM` solves a whole ρ path (largest ρ first, warm-started) of either
-penalty; :meth:`NormPenaltyADMM.release` frees it.
+:class:`MultitaskADMM` solves a whole ρ path (largest ρ first, warm-started) of either
+penalty; :meth:`MultitaskADMM.release` frees it.
 
 On GIFGIF-shaped masks (GIFs rated on every emotion plus GIFs collected for one) the tasks'
 matrices differ from one shared Gram by a few hundred rank-one terms each, and the W-step
@@ -56,6 +58,16 @@ tried and measured worse here: it drove μ towards 10–500× the best value at 
 (n = 800, d = 639, T = 17, 72 % labelled: 710 iterations at ρ = 0.1 with balancing, 20
 without, both warm-started; a sweep over μ showed the best μ ∝ ρ, within ~3× of ρ/σ₁).
 
+Clustered MTL is smooth and was solved by L-BFGS; ADMM takes it at paper scale because its
+prox has a closed form (the same singular-value machinery as the trace norm's) and μ needs
+no scale estimate: near the solution Ω's curvature along W's singular directions lies
+between 2c/(1 + η) and 2c/η (c = ρ1 η(1 + η), η = ρ2/ρ1), and μ at its geometric mean
+(:func:`_curvature_mu`) gave 5–15 iterations per grid point, warm-started, 3 factor sets for
+the 5-point grid (``mu_keep`` 3; 1 set with μ kept throughout cost 185 iterations instead of
+35; n = 1,500, d = 516). On one paper-scale CV fit (``benchmarks/solvers.py --cv-fit
+data/paper_synthetic --features visual_tags --penalty clustered_mtl``, 15,494 × 4,235,
+under load) the grid took 164 s with ADMM, 503 s with L-BFGS.
+
 Stopping rule: the duality gap of :mod:`gifemo.models.solvers` (checked every
 ``check_every`` iterations at both the W-step point and the low-rank or sparse Z), the same
 certificate as FISTA and coordinate descent; the returned W is the certified one of the two.
@@ -73,13 +85,13 @@ import torch
 from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
-from gifemo.models.penalties import L1Penalty, TraceNormPenalty
+from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, TraceNormPenalty
 from gifemo.models.shared_basis import SharedBasisSystems, task_update_rank, worth_it
 
-__all__ = ["NormPenaltyADMM", "ADMMResult", "PENALTIES", "tasks_on_basis"]
+__all__ = ["MultitaskADMM", "ADMMResult", "PENALTIES", "tasks_on_basis"]
 
-PENALTIES = (TraceNormPenalty, L1Penalty)  # norm penalties with a prox and a dual norm
-MU_KEEP = {TraceNormPenalty: 10.0, L1Penalty: 3.0}  # see NormPenaltyADMM's ``mu_keep``
+PENALTIES = (TraceNormPenalty, L1Penalty, ClusteredMTLPenalty)  # penalties with a prox
+MU_KEEP = {TraceNormPenalty: 10.0, L1Penalty: 3.0, ClusteredMTLPenalty: 3.0}  # ``mu_keep``
 
 _DTYPE = torch.float64
 
@@ -205,7 +217,7 @@ def _shared_grams(X: np.ndarray, rows_of_task: list[np.ndarray], centre: bool,
 def tasks_on_basis(shape: tuple[int, int], rows_of_task: list[np.ndarray], centre: bool,
                    w_step: str = "auto") -> list[int]:
     """The tasks whose W-step goes through the shared eigenbasis (``w_step`` of
-    :class:`NormPenaltyADMM`; ``auto``: by a cost model of the ρ path,
+    :class:`MultitaskADMM`; ``auto``: by a cost model of the ρ path,
     :func:`~gifemo.models.shared_basis.worth_it`). ``shape``: X's (rows, features)."""
     if w_step == "cholesky" or not rows_of_task:
         return []
@@ -229,9 +241,19 @@ def _scale(penalty, W: Tensor) -> float:
     return penalty.dual_norm(W)  # σ₁ (0 for an empty W)
 
 
-class NormPenaltyADMM:
-    """ADMM for min f(W) + ρ‖W‖ on one masked problem, reusable along a ρ path and across
-    the penalties of :data:`PENALTIES`.
+def _curvature_mu(penalty: ClusteredMTLPenalty) -> float:
+    """μ for clustered MTL: the geometric mean of the penalty's curvatures. Near a W its
+    Hessian along W's singular directions is 2c/(η + γᵢ), between 2c/(1 + η) and 2c/η; for
+    a quadratic penalty of curvature h, ADMM with μ = h contracts by the same factor in
+    every direction of the loss (the Douglas-Rachford operator's penalty reflection is 0),
+    so μ sits between the two ends (within √((1 + η)/η) of both)."""
+    c, eta = penalty.scale, penalty.eta
+    return 2.0 * c / math.sqrt(eta * (1.0 + eta))
+
+
+class MultitaskADMM:
+    """ADMM for min f(W) + Ω(W) on one masked problem, reusable along a ρ path (or CV grid)
+    and across the penalties of :data:`PENALTIES`.
 
     Parameters
     ----------
@@ -371,7 +393,10 @@ class NormPenaltyADMM:
         """μ = ρ / s(W), s the scale of W's components (:func:`_scale`): the threshold ρ/μ
         then sits at that scale, which measured best on synthetic problems (see the module
         docstring). s is taken from the warm start, or, from W = 0, from one proximal
-        gradient step, prox(−∇f(0)/L). μ is then kept fixed."""
+        gradient step, prox(−∇f(0)/L). μ is then kept fixed. Clustered MTL: μ from the
+        penalty's curvature (:func:`_curvature_mu`), whatever W."""
+        if isinstance(penalty, ClusteredMTLPenalty):
+            return self._kept(penalty, _curvature_mu(penalty))
         rho = penalty.rho
         s1 = _scale(penalty, W0)
         if s1 <= 0.0:
@@ -381,6 +406,10 @@ class NormPenaltyADMM:
             if s1 <= 0.0:  # the step is still 0 (ρ near its zero-solution bound)
                 s1 = 1e-3 * penalty.dual_norm(G0) / self._L
         mu = rho / s1 if s1 > 0 else max(rho, 1e-8)
+        return self._kept(penalty, mu)
+
+    def _kept(self, penalty, mu: float) -> float:
+        """``mu`` snapped (``mu_snap``), or the factored μ when within ``mu_keep`` of it."""
         if self.mu_snap > 1.0:  # a few μ values along a ρ path share one set of factors
             mu = self.mu_snap ** round(math.log(mu) / math.log(self.mu_snap))
         held = self._held_mu
@@ -398,8 +427,8 @@ class NormPenaltyADMM:
         step, which can be far off: the lasso at ρ = 100 on a paper-scale CV fit (15,494 ×
         4,096, ``data/paper_synthetic``) needed 820 iterations (332 s) with that μ kept, and
         25–65 per ρ once warm-started."""
-        s = _scale(penalty, Z)
-        if s <= 0.0:
+        s = 0.0 if isinstance(penalty, ClusteredMTLPenalty) else _scale(penalty, Z)
+        if s <= 0.0:  # clustered MTL: μ comes from the penalty alone
             return mu
         ideal = penalty.rho / s
         keep = self.mu_keep if self.mu_keep is not None else MU_KEEP[type(penalty)]
@@ -409,7 +438,7 @@ class NormPenaltyADMM:
     # ---- solve ----------------------------------------------------------------------------
     def solve(self, penalty, W0: Tensor | None = None, tol: float = 1e-4,
               max_iter: int = 5000, check_every: int = 5, mu: float | None = None):
-        """Minimise f(W) + ρ‖W‖ (``penalty``: one of :data:`PENALTIES`) to a certified
+        """Minimise f(W) + Ω(W) (``penalty``: one of :data:`PENALTIES`) to a certified
         relative gap ≤ ``tol``.
 
         Warm start: Z = W0 and U = −∇f(W0)/μ (the scaled dual that is optimal if W0 is).
@@ -418,7 +447,7 @@ class NormPenaltyADMM:
         Returns (W, n_iter, GapReport, μ).
         """
         if self.released:
-            raise RuntimeError("this NormPenaltyADMM was released (release()); build a new one")
+            raise RuntimeError("this MultitaskADMM was released (release()); build a new one")
         if not isinstance(penalty, PENALTIES):
             raise TypeError(f"ADMM solves {', '.join(p.__name__ for p in PENALTIES)}, "
                             f"got {penalty!r}")

@@ -4,7 +4,8 @@ Each penalty is a small :class:`torch.nn.Module` holding only its hyperparameter
 floats), with
 
 - ``value(W)``: Ω(W) as a scalar tensor, autograd-differentiable where ``smooth``;
-- ``prox(W, step)``: argmin_Z ½‖Z − W‖²_F + step·Ω(Z) for the nonsmooth ones (FISTA);
+- ``prox(W, step)``: argmin_Z ½‖Z − W‖²_F + step·Ω(Z) for the nonsmooth ones (FISTA, ADMM)
+  and clustered MTL (ADMM);
 - ``grad(W)``: ∇Ω(W) in closed form for the smooth ones (L-BFGS);
 - ``conjugate(V)`` / ``dual_scale(V)``: the Fenchel conjugate Ω*(V), used by
   :mod:`gifemo.models.solvers` to certify a duality gap (how far a W is from the optimum);
@@ -451,6 +452,24 @@ class ClusteredMTLPenalty(Penalty):
         inv = 1.0 / (self.eta + gamma.to(W.dtype))
         val = self.scale * float((lam.to(W.dtype) * inv).sum())
         return val, (2.0 * self.scale) * (((W @ Q) * inv) @ Q.T)
+
+    def prox(self, W: Tensor, step: float) -> Tensor:
+        """argmin_Z ½‖Z − W‖²_F + step·Ω(Z), in closed form (for ADMM, :mod:`gifemo.models.
+        admm`).
+
+        Ω is a function of Z's singular values alone, so the prox keeps W's singular vectors
+        (Lewis 1995). With γ fixed, each singular value's problem c sᵢ²/(η + γᵢ) +
+        (sᵢ − σᵢ)²/(2 step) is a scalar quadratic, minimised at sᵢ = σᵢ (η + γᵢ)/(η' + γᵢ)
+        with η' = η + 2c·step, where it is worth c σᵢ²/(η' + γᵢ); minimising that over γ is
+        the inner problem of Ω again with η' for η (:func:`cluster_eigenvalues`). So
+        Z = W Q diag((η + γ)/(η' + γ)) Qᵀ with WᵀW = Q diag(σ²) Qᵀ and γ = γ(σ; η', k).
+        """
+        self._check_k(W)
+        step = _check_nonnegative("step", step)
+        eta_p = self.eta + 2.0 * self.scale * step
+        Q, _, gamma = _cluster_spectrum(W, eta_p, self.k)
+        Q, gamma = Q.to(W.dtype), gamma.to(W.dtype)
+        return ((W @ Q) * ((self.eta + gamma) / (eta_p + gamma))) @ Q.T
 
     def conjugate(self, V: Tensor) -> float:
         self._check_k(V)

@@ -22,7 +22,7 @@ Solvers (``method="auto"`` picks one):
   ≈ 800 s for 17 tasks on 2 cores — faster than ADMM at large ρ, ≈ 14× slower at ρ = 0.1.
   On the more correlated paper-scale synthetic features one task's path took 715 s (281 s
   at ρ = 0.1). ADMM's cost is bounded by its factorisations, so it is the default at that
-  scale (:data:`ADMM_LASSO_MIN_ROWS` × :data:`ADMM_LASSO_MIN_FEATURES`); below it, many
+  scale (:data:`ADMM_MIN_ROWS` × :data:`ADMM_MIN_FEATURES`); below it, many
   small fits (the demo, the tests) pay ADMM's set-up (Grams, a λ_max estimate) for little,
   and coordinate descent stays (``make test`` measured 195 s against 133 s with ADMM for
   every lasso). A density-based switch was not adopted: the warm start's density did not
@@ -44,9 +44,13 @@ Solvers (``method="auto"`` picks one):
   is a linear combination of stored ones). The first step is 1/L with L = 2 max_t λ_max(H_t),
   the exact constant of the centred, masked loss (Lanczos on all tasks at once).
 - **L-BFGS** (``scipy.optimize`` L-BFGS-B, float64) for smooth penalties (ridge, clustered
-  MTL). Chosen over ``torch.optim.LBFGS``: it does the same Wolfe line search in compiled
-  code, supports a per-iteration callback that can stop it (our certificate below), and
-  measured no slower (see ``benchmarks/solvers.py``).
+  MTL below paper scale). At paper scale (``ADMM_MIN_ROWS`` × ``ADMM_MIN_FEATURES``) clustered
+  MTL goes to ADMM, whose prox for it is closed-form: on one paper-scale CV fit its 5-point
+  grid took 164 s against L-BFGS's 503 s (``benchmarks/solvers.py --cv-fit ... --penalty
+  clustered_mtl``, under load; 13–110 L-BFGS iterations per point against ADMM's 5–10).
+  scipy's L-BFGS-B is chosen over ``torch.optim.LBFGS``: it does the same Wolfe line search
+  in compiled code, supports a per-iteration callback that can stop it (our certificate
+  below), and measured no slower (see ``benchmarks/solvers.py``).
 - **direct** least squares (per task, ``torch.linalg.lstsq``) when Ω ≡ 0.
 
 Stopping rule and the reported gap. Iterates are checked (FISTA: every 10th; L-BFGS:
@@ -87,7 +91,8 @@ from torch import Tensor
 
 from gifemo.models.duality_gap import GapReport
 from gifemo.models.fit_memo import content_key
-from gifemo.models.penalties import L1Penalty, Penalty, TraceNormPenalty
+from gifemo.models.admm import PENALTIES as ADMM_PENALTIES
+from gifemo.models.penalties import ClusteredMTLPenalty, L1Penalty, Penalty, TraceNormPenalty
 
 __all__ = [
     "FitResult",
@@ -466,21 +471,21 @@ def _lbfgs(prob: _Problem, penalty: Penalty, W0: Tensor, tol: float,
     return W, max(state["it"], 1), report
 
 
-ADMM_LASSO_MIN_ROWS, ADMM_LASSO_MIN_FEATURES = 2000, 1000  # paper scale: ADMM for the lasso
+ADMM_MIN_ROWS, ADMM_MIN_FEATURES = 2000, 1000  # paper scale: ADMM for lasso and clustered MTL
 _ADMM_CACHE: list[tuple[bytes, Any]] = []  # one entry: the last problem's factored systems
 
 
 def _admm_for(prob: _Problem):
-    """The :class:`~gifemo.models.admm.NormPenaltyADMM` of this problem, reused
+    """The :class:`~gifemo.models.admm.MultitaskADMM` of this problem, reused
     when the same X, Y, mask come again (a ρ path or CV grid through the public entry
     point keeps its Gram matrices; only the per-μ Cholesky factors are new)."""
-    from gifemo.models.admm import NormPenaltyADMM
+    from gifemo.models.admm import MultitaskADMM
 
     key = content_key(prob.X, prob.Y, prob.M, prob.fit_intercept)
     if _ADMM_CACHE and _ADMM_CACHE[0][0] == key:
         return _ADMM_CACHE[0][1]
     release_factor_cache()  # free the previous problem's matrices before building new ones
-    solver = NormPenaltyADMM(prob)
+    solver = MultitaskADMM(prob)
     _ADMM_CACHE.append((key, solver))
     return solver
 
@@ -512,10 +517,10 @@ def fit_multitask_linear(X: Any, Y: Any, mask: Any, penalty: Penalty, *,
     W0 : [d, T], optional
         Warm start (b is re-derived from it).
     method : {"auto", "cd", "admm", "fista", "lbfgs", "direct"}
-        ``auto``: direct if Ω ≡ 0, ADMM (:mod:`gifemo.models.admm`) for the trace norm and
-        for the lasso on problems of at least ``ADMM_LASSO_MIN_ROWS`` rows and
-        ``ADMM_LASSO_MIN_FEATURES`` features (coordinate descent below), L-BFGS if
-        ``penalty.smooth``, else FISTA.
+        ``auto``: direct if Ω ≡ 0, ADMM (:mod:`gifemo.models.admm`) for the trace norm, and
+        for the lasso and clustered MTL on problems of at least ``ADMM_MIN_ROWS`` rows and
+        ``ADMM_MIN_FEATURES`` features (below: coordinate descent for the lasso, L-BFGS
+        for clustered MTL), L-BFGS for other smooth penalties, else FISTA.
 
     Returns
     -------
@@ -531,18 +536,19 @@ def fit_multitask_linear(X: Any, Y: Any, mask: Any, penalty: Penalty, *,
     if method == "auto":
         if penalty.is_zero():
             method = "direct"
-        elif isinstance(penalty, L1Penalty):
-            large = prob.X.shape[0] >= ADMM_LASSO_MIN_ROWS and prob.d >= ADMM_LASSO_MIN_FEATURES
-            method = "admm" if large else "cd"
         elif isinstance(penalty, TraceNormPenalty):
             method = "admm"
+        elif isinstance(penalty, (L1Penalty, ClusteredMTLPenalty)):
+            large = prob.X.shape[0] >= ADMM_MIN_ROWS and prob.d >= ADMM_MIN_FEATURES
+            method = "admm" if large else "cd" if isinstance(penalty, L1Penalty) else "lbfgs"
         else:
             method = "lbfgs" if penalty.smooth else "fista"
     if method not in ("fista", "lbfgs", "direct", "cd", "admm"):
         raise ValueError(f"method must be auto, fista, lbfgs, cd, admm or direct, "
                          f"got {method!r}")
-    if method == "admm" and not isinstance(penalty, (TraceNormPenalty, L1Penalty)):
-        raise ValueError(f"method='admm' is for TraceNormPenalty or L1Penalty, got {penalty!r}")
+    if method == "admm" and not isinstance(penalty, ADMM_PENALTIES):
+        raise ValueError(f"method='admm' is for the trace norm, the lasso or clustered MTL "
+                         f"({', '.join(p.__name__ for p in ADMM_PENALTIES)}), got {penalty!r}")
     if method == "cd" and not isinstance(penalty, L1Penalty):
         raise ValueError(f"method='cd' is for L1Penalty, got {penalty!r}")
     if method == "fista" and penalty.smooth:

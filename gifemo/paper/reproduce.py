@@ -15,7 +15,10 @@ Resuming (``resume=True``): each finished run leaves its :class:`RunResult` in i
 directory (:data:`RESULT_FILE`, with the overrides it ran with); a resumed reproduction
 reads those instead of running them again, so the paper-scale protocol (hours on 2 cores)
 can be run in parts and interrupted without losing finished rows. A result file whose
-overrides differ from the run's, or that cannot be read, is run again (logged).
+overrides differ from the run's, or that cannot be read, is run again (logged). The
+cross-validation results (``selection.CV_MEMO``) are kept in the report folder too
+(:data:`CV_MEMO_DIR`), so clustered MTL resumed in a new process still takes k from the
+trace-norm row's cross-validation instead of repeating it.
 """
 from __future__ import annotations
 
@@ -208,17 +211,31 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
     resume : reuse the results that finished runs left in their run directories (see the
         module docstring); every run's result is kept either way.
     """
-    from gifemo.training import load_data, run_train
+    from gifemo.models.selection import CV_MEMO
 
     if not methods or not seeds:
         raise ValueError(f"need at least one method and one seed, got {methods!r}, {seeds!r}")
     method_overrides = method_overrides or {}
     t_all = time.perf_counter()
-    runs: list[RunResult] = []
-    rep: Reproduction | None = None
     # seeds outer: one test split's rows run back to back, so the rows that share features
     # and folds share their work (the eigenbases of gifemo.models.shared_basis.BASIS_MEMO,
-    # the trace-norm CV that clustered MTL's k reuses through selection.CV_MEMO)
+    # the trace-norm CV that clustered MTL's k reuses through selection.CV_MEMO, which is
+    # kept in out_dir/cv_memo too, for a resumed reproduction)
+    with CV_MEMO.persisted_in(Path(out_dir) / CV_MEMO_DIR):
+        rep = _run_rows(compose, methods, seeds, out_dir, overrides, method_overrides, resume)
+    rep.seconds = time.perf_counter() - t_all
+    return rep
+
+
+CV_MEMO_DIR = "cv_memo"  # in the report folder: select_rho_cv results (selection.CV_MEMO)
+
+
+def _run_rows(compose, methods, seeds, out_dir, overrides, method_overrides,
+              resume) -> Reproduction:
+    from gifemo.training import load_data, run_train
+
+    runs: list[RunResult] = []
+    rep: Reproduction | None = None
     for seed in seeds:
         for method in methods:
             run_dir = Path(out_dir) / "runs" / method / f"seed{seed}"
@@ -252,7 +269,6 @@ def run_table2(compose, methods: Sequence[str], seeds: Sequence[int], out_dir: P
                     rep.visual = np.asarray(feats.X[:, :feats.layout.visual_dim],
                                             dtype=np.float64)
                     rep.visual_rows = np.asarray(feats.rows)
-    rep.seconds = time.perf_counter() - t_all
     return rep
 
 
