@@ -510,6 +510,33 @@ def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float
               f"{os.getloadavg()[0]:.1f}")
 
 
+def next_fold_bench(folder: str, group: str, penalty: str, tol: float = 1e-4) -> None:
+    """The first grid value of ``penalty`` on CV fold 1 of a dataset folder, from W = 0 and
+    warm-started from fold 0's solution (what ``select_rho_cv`` does): iterations, seconds."""
+    from gifemo.models.shared_basis import BASIS_MEMO
+
+    g = cv_grid(penalty)[0]
+    make = PENALTY_OF[penalty]
+    prob0 = cv_fit_problem(folder, group, fold=0)
+    admm0 = MultitaskADMM(prob0)
+    (W0, it0, rep0, _), t0 = timed(lambda: admm0.solve(make(**g), tol=tol))
+    admm0.release()
+    print(f"\n=== {penalty} {g}, {folder} ({group}, seed 0): fold 0 from W = 0: {it0} "
+          f"iterations, {t0:.1f} s, gap {rep0.rel_gap:.1e}; load {os.getloadavg()[0]:.1f} ===")
+    prob1 = cv_fit_problem(folder, group, fold=1)
+    times = {}
+    for name, start in (("from W = 0", None), ("from fold 0's solution", W0)):
+        BASIS_MEMO.clear()
+        admm = MultitaskADMM(prob1)
+        (_, it, rep, mu), secs = timed(lambda: admm.solve(make(**g), W0=start, tol=tol))
+        admm.release()
+        times[name] = secs
+        print(f"  fold 1 {name}: {it} iterations, {secs:.1f} s (μ {mu:.3g}), gap "
+              f"{rep.rel_gap:.1e}", flush=True)
+    cold, warm = times.values()
+    print(f"  cold / warm: {cold / warm:.2f}x; load {os.getloadavg()[0]:.1f}")
+
+
 def mu_keep_sweep(n: int, d_vis: int, keeps=(10.0, 100.0, 1000.0)) -> None:
     """The ADMM path (largest ρ first, warm-started) for several ``mu_keep``: Cholesky sets
     against iterations (the choice of the default, 10)."""
@@ -552,6 +579,9 @@ def main() -> None:
     ap.add_argument("--features", default="visual", help="--cv-fit: feature group")
     ap.add_argument("--penalty", choices=tuple(PENALTY_OF), default="lasso",
                     help="--cv-fit: which model's grid")
+    ap.add_argument("--next-fold", action="store_true",
+                    help="--cv-fit: the first grid value on fold 1, cold and warm-started from "
+                         "fold 0's solution, instead of the grid")
     ap.add_argument("--cd-rhos", type=int, default=0,
                     help="--cv-fit lasso: coordinate descent on the first K rho too")
     ap.add_argument("--mu-keep-sweep", action="store_true",
@@ -560,6 +590,9 @@ def main() -> None:
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    if args.cv_fit and args.next_fold:
+        next_fold_bench(args.cv_fit, args.features, args.penalty)
+        return
     if args.cv_fit:
         cv_fit_bench(args.cv_fit, args.features, args.penalty, args.cd_rhos)
         return

@@ -182,3 +182,48 @@ def test_content_key_sees_values_dtypes_and_shapes():
             content_key(a.reshape(2, 3), 1), content_key(a, 2), content_key(a[::2], 1),
             content_key(a.view(np.int64), 1)}           # same bytes, another dtype
     assert len(keys) == 7
+
+
+def test_folds_start_from_the_previous_fold_and_the_final_fit_from_their_mean(monkeypatch):
+    """A fold's first fit starts from the previous fold's first solution (not W = 0), the
+    folds' mean solution at the chosen value becomes the model's warm start, the final exact
+    fit starts there (once), and it certifies the same optimum as a cold start."""
+    import torch
+
+    import gifemo.models.linear_recognizer as lr_mod
+    import gifemo.models.selection as sel_mod
+    from gifemo.models.layout import FeatureLayout
+    from gifemo.models.linear_recognizer import LinearRecognizer
+    from gifemo.models.selection import select_regularisation
+
+    X, Y, train, fold = _linear_tasks(5, 90, 6, 3, n_folds=3)
+    starts, sols = [], []
+    real = sel_mod.fit_multitask_linear
+
+    def recording(*a, W0=None, **k):
+        starts.append(None if W0 is None else W0.clone())
+        res = real(*a, W0=W0, **k)
+        sols.append(res.W.clone())
+        return res
+
+    monkeypatch.setattr(sel_mod, "fit_multitask_linear", recording)
+    model = LinearRecognizer(L1Penalty(1.0), cv_grid=[{"rho": 30.0}, {"rho": 3.0}],
+                             layout=FeatureLayout("visual", 6, 0), emotions=["a", "b", "c"])
+    select_regularisation(model, X, Y, Y > 0, train, fold, metric="mse")
+    assert starts[0] is None                               # fold 0, first value: cold
+    assert torch.equal(starts[1], sols[0])                 # then along the grid
+    assert torch.equal(starts[2], sols[0]) and torch.equal(starts[4], sols[2])  # next folds
+    best = [30.0, 3.0].index(model.penalty.rho)
+    expected = torch.stack([sols[2 * j + best] for j in range(3)]).mean(0)
+    torch.testing.assert_close(model.warm_start, expected, rtol=1e-12, atol=1e-12)
+
+    final_starts = []
+    real_final = lr_mod.fit_multitask_linear
+    monkeypatch.setattr(lr_mod, "fit_multitask_linear",
+                        lambda *a, W0=None, **k: (final_starts.append(W0), real_final(*a, W0=W0, **k))[1])
+    warm = model.fit_exact(X, Y, train)
+    cold = model.fit_exact(X, Y, train)                    # the warm start is used once
+    assert final_starts[0] is expected or torch.equal(final_starts[0], expected)
+    assert final_starts[1] is None and model.warm_start is None
+    assert warm.converged and cold.converged
+    assert abs(warm.objective - cold.objective) <= 2e-4 * cold.objective

@@ -15,13 +15,15 @@ every task's solve for ANY μ::
 
 Cost, against one Cholesky per task and μ (d³/3 flops each): one eigendecomposition (~16
 Cholesky's time at d = 4,235 on this machine's OpenBLAS: 7.7 s against 0.5 s), one product
-of the differing rows with Q, then per μ only r_t² d + ⅔ r_t³ per task, and per solve two
-products with Q for all tasks at once plus 4 r_t d per task. On GIFGIF-shaped data
-(r_t ≈ 740 ≪ d) a new μ costs 1.5–2.3 s for 17 tasks instead of 5.5–6.4 s (measured by
+of the differing rows with Q (each row once, kept: ``rows_rot``), then per μ only
+r_t² d + ⅔ r_t³ per task, and per solve two products with Q and two with ``rows_rot`` for
+all tasks at once (memory-bound: reading each task's r_t rows separately cost 0.61 s a solve
+against 0.44 s shared, 1.05 against 0.33 GiB held, random 72 % masks at n = 6,113, under
+load). On GIFGIF-shaped data (r_t ≈ 740 ≪ d) a new μ costs 1.5–2.3 s for 17 tasks instead of 5.5–6.4 s (measured by
 ``benchmarks/solvers.py --trace-path --masks gifgif --n 12600``), so μ can follow ρ along
 the path. On random masks (each task lacks a different 28 % of the rows, r_t ≈ 1,700 at
-n = 6,113) a new μ costs about what 17 Cholesky factorisations do, but each iteration reads
-r_t × d rows instead of a d × d factor twice, and the path is still 1.4× faster (1.2× on
+n = 6,113) a new μ costs about what 17 Cholesky factorisations do, but each iteration reads the
+differing rows instead of 17 d × d factors twice, and the path is still 1.4× faster (1.2× on
 the paper's CV fits, r_t ≈ 2,087 of 4,096); :func:`worth_it` weighs both.
 
 The eigendecomposition depends only on the base rows' contents, so it is memoised
@@ -66,7 +68,8 @@ def worth_it(d: int, ranks: list[int], sizes: list[int], n_rows: int) -> list[bo
     - own factor (``sizes``: d for a primal task, n_t for a dual one, m): MU_SETS Cholesky
       factorisations (m³/3) + PATH_ITERATIONS solves reading the factor twice (2m²);
     - on the basis: MU_SETS capacitance matrices and LUs (r² d + ⅔ r³) + PATH_ITERATIONS
-      solves reading its r_t rotated rows twice (2 r d);
+      solves reading its r_t rotated rows twice (2 r d; an upper bound since the solve reads
+      the rows once for all tasks, :meth:`SharedBasisSystems.solve`);
 
     and only if the tasks that gain repay the basis itself: the eigendecomposition, two reads
     of Q per iteration, and rotating the differing rows once (each at most once: ≤ ``n_rows``
@@ -120,26 +123,29 @@ class SharedBasisSystems:
             np.zeros(0, np.int64)]).astype(np.int64))
         where = np.full(X.shape[0], -1, np.int64)
         where[needed] = np.arange(needed.size)
-        Xrot = X[needed] @ self.Q  # every differing row rotated once, shared by the tasks
-        self.U: list[np.ndarray] = []
+        # every differing row rotated once, shared by the tasks, then the centring rows
+        centring = [np.sqrt(rows_of_task[t].size) * X[rows_of_task[t]].mean(0)
+                    for t in self.tasks if centre and rows_of_task[t].size]
+        self.rows_rot = np.concatenate([X[needed]] + [c[None, :] for c in centring]) @ self.Q
+        self.index: list[np.ndarray] = []  # task's rows of U_t in rows_rot
         self.signs: list[np.ndarray] = []
+        c = needed.size
         for t, (drop, add) in zip(self.tasks, updates):
-            rows = rows_of_task[t]
-            parts = [Xrot[where[drop]], Xrot[where[add]]]
+            idx = [where[drop], where[add]]
             signs = [-np.ones(drop.size), np.ones(add.size)]
-            if centre and rows.size:
-                parts.append(np.sqrt(rows.size) * (X[rows].mean(0) @ self.Q)[None, :])
+            if centre and rows_of_task[t].size:
+                idx.append(np.array([c]))
                 signs.append(-np.ones(1))
-            self.U.append(np.ascontiguousarray(np.concatenate(parts)))
+                c += 1
+            self.index.append(np.concatenate(idx).astype(np.int64))
             self.signs.append(np.concatenate(signs))
-        del Xrot
         self.mu: float | None = None
         self._lu: list = []
         self._dinv: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.Q.nbytes + sum(u.nbytes for u in self.U)
+        return self.Q.nbytes + self.rows_rot.nbytes
 
     def factor(self, mu: float) -> None:
         """Capacitance matrices C_t = ½S_t + Ũ_t D Ũ_tᵀ of μ, LU-factored."""
@@ -149,24 +155,28 @@ class SharedBasisSystems:
         dinv = 1.0 / (2.0 * self.lam + mu)
         sq = np.sqrt(dinv)
         lus = []
-        for U, s in zip(self.U, self.signs):
-            if U.shape[0] == 0:
+        for idx, s in zip(self.index, self.signs):
+            if idx.size == 0:
                 lus.append(None)
                 continue
-            M = U * sq
+            M = self.rows_rot[idx] * sq
             C = M @ M.T
             C[np.diag_indices_from(C)] += 0.5 * s
             lus.append(scipy.linalg.lu_factor(C, overwrite_a=True, check_finite=False))
         self._lu, self._dinv, self.mu = lus, dinv, mu
 
     def solve(self, R: np.ndarray) -> np.ndarray:
-        """Columns j: (2H_t + μI)⁻¹ R[:, j] for t = tasks[j]."""
+        """Columns j: (2H_t + μI)⁻¹ R[:, j] for t = tasks[j]. The rotated rows are read
+        twice for all tasks at once (two products with ``rows_rot``), not twice per task:
+        the solve is memory-bound (at r_t ≈ 1,700, d = 4,235, T = 17 the tasks' rows are
+        1.9 GB a read against 0.2 GB for the shared ones)."""
         dinv = self._dinv
         Rt = self.Q.T @ R
         Rt *= dinv[:, None]
-        for j, (U, lu) in enumerate(zip(self.U, self._lu)):
-            if lu is None:
-                continue
-            z = scipy.linalg.lu_solve(lu, U @ Rt[:, j], check_finite=False)
-            Rt[:, j] -= dinv * (U.T @ z)
+        P = self.rows_rot @ Rt  # Ũ Rt for every differing row and task at once
+        Z = np.zeros_like(P)
+        for j, (idx, lu) in enumerate(zip(self.index, self._lu)):
+            if lu is not None:
+                Z[idx, j] = scipy.linalg.lu_solve(lu, P[idx, j], check_finite=False)
+        Rt -= dinv[:, None] * (self.rows_rot.T @ Z)
         return self.Q @ Rt
