@@ -152,13 +152,15 @@ def _run(cfg: DictConfig) -> tuple[dict, dict]:
                "data/n_extracted": float(feats.n_computed), "data/extract_s": feats.extract_s}
     Y = dataset.y[r]
     if cfg.get("select_k", False):
-        trace_rho = cfg.select_k_trace_rho
+        trace_rho, trace_W0 = cfg.select_k_trace_rho, None
         if str(trace_rho) == "cv":
-            trace_rho = cv_trace_rho(feats.X, Y, dataset.positive[r], split.train[r], split.fold[r],
-                                     to_plain(cfg.trace_norm_grid), str(cfg.selection_metric),
-                                     tol=model.tol, max_iter=model.max_iter)
+            trace_rho, trace_W0 = cv_trace_rho(
+                feats.X, Y, dataset.positive[r], split.train[r], split.fold[r],
+                to_plain(cfg.trace_norm_grid), str(cfg.selection_metric), tol=model.tol,
+                max_iter=model.max_iter)
             metrics["cv/k_trace_rho"] = trace_rho
-        metrics.update(select_k(model, feats.X, Y, fit_mask[r], float(trace_rho)))
+        metrics.update(select_k(model, feats.X, Y, fit_mask[r], float(trace_rho),
+                                W0=trace_W0))
     if cfg.get("select_rho", False):
         metrics.update(select_regularisation(model, feats.X, Y, dataset.positive[r],
                                              split.train[r], split.fold[r],

@@ -227,3 +227,36 @@ def test_folds_start_from_the_previous_fold_and_the_final_fit_from_their_mean(mo
     assert final_starts[1] is None and model.warm_start is None
     assert warm.converged and cold.converged
     assert abs(warm.objective - cold.objective) <= 2e-4 * cold.objective
+
+
+def test_clustered_mtl_k_fit_starts_from_the_cross_validated_trace_norm(monkeypatch):
+    """cv_trace_rho gives the folds' mean trace-norm W at the chosen ρ with it, and select_k's
+    trace-norm fit starts there (the same W as a cold start, to the certified gap)."""
+    import torch
+
+    import gifemo.models.selection as sel_mod
+    from gifemo.models.layout import FeatureLayout
+    from gifemo.models.linear_recognizer import LinearRecognizer
+    from gifemo.models.selection import cv_trace_rho, select_k
+
+    X, Y, train, fold = _linear_tasks(6, 90, 6, 4, n_folds=3)
+    grid = [{"rho": 30.0}, {"rho": 3.0}]
+    rho, W0 = cv_trace_rho(X, Y, Y > 0, train, fold, grid, metric="mse")
+    sel = select_rho_cv(X, Y, Y > 0, train, fold, TraceNormPenalty(1.0).with_settings, grid,
+                        metric="mse")
+    assert rho == sel.best["rho"]
+    torch.testing.assert_close(W0, torch.from_numpy(sel.mean_W[sel.best_index]))
+    starts = []
+    real = sel_mod.fit_multitask_linear
+    monkeypatch.setattr(sel_mod, "fit_multitask_linear",
+                        lambda *a, W0=None, **k: (starts.append(W0), real(*a, W0=W0, **k))[1])
+
+    def model():
+        return LinearRecognizer(ClusteredMTLPenalty(1.0, 1.0, k=2),
+                                layout=FeatureLayout("visual", 6, 0), emotions=list("abcd"))
+
+    warm, cold = model(), model()
+    m_warm = select_k(warm, X, Y, train, rho, W0=W0)
+    m_cold = select_k(cold, X, Y, train, rho)
+    assert starts[0] is W0 and starts[1] is None
+    assert m_warm["cv/k"] == m_cold["cv/k"] and warm.penalty.k == cold.penalty.k

@@ -194,11 +194,11 @@ def choose_k_silhouette(W: Any, ks: Iterable[int] = range(2, 11), seed: int = 0,
 
 
 def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
-             ks: Iterable[int] = range(2, 11)) -> dict:
+             ks: Iterable[int] = range(2, 11), W0: Any = None) -> dict:
     """Clustered MTL's k as in the paper (§3.6, Fig. 6): k-means on the columns of the
     trace-norm W fitted on (X, Y, mask), the k with the best mean silhouette; sets the
     model's penalty to that k and returns ``{"cv/k", "cv/silhouette"}`` ({} for other
-    penalties)."""
+    penalties). ``W0``: where the trace-norm fit starts (e.g. :func:`cv_trace_rho`'s)."""
     from gifemo.models.penalties import ClusteredMTLPenalty, TraceNormPenalty
 
     penalty = getattr(model, "penalty", None)
@@ -206,7 +206,7 @@ def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
         _log.info("select_k: only clustered_mtl has a k; skipped for %s", type(model).__name__)
         return {}
     res = fit_multitask_linear(X, Y, mask, TraceNormPenalty(trace_rho), tol=model.tol,
-                               max_iter=model.max_iter)
+                               max_iter=model.max_iter, W0=W0)
     release_factor_cache()
     ks = [k for k in ks if 2 <= k <= model.n_tasks - 1]
     k, sil = choose_k_silhouette(res.W, ks)
@@ -217,10 +217,12 @@ def select_k(model: Any, X: Any, Y: Any, mask: Any, trace_rho: float,
 
 
 def cv_trace_rho(X: Any, Y: Any, positive: Any, train: Any, fold: Any, grid: Sequence,
-                 metric: str = "pr_auc", tol: float = 1e-4, max_iter: int = 5000) -> float:
+                 metric: str = "pr_auc", tol: float = 1e-4,
+                 max_iter: int = 5000) -> tuple[float, torch.Tensor | None]:
     """The trace-norm ρ that :func:`select_rho_cv` picks over ``grid`` (settings such as
     ``{"rho": 10.0}``) on this split: what a cross-validated trace-norm run fits, so
-    :func:`select_k` can take k from the same W (paper Fig. 6)."""
+    :func:`select_k` can take k from the same W (paper Fig. 6); with the folds' mean
+    solution at that ρ, a warm start for :func:`select_k`'s fit."""
     from gifemo.models.penalties import TraceNormPenalty
 
     base = TraceNormPenalty(1.0)
@@ -228,7 +230,8 @@ def cv_trace_rho(X: Any, Y: Any, positive: Any, train: Any, fold: Any, grid: Seq
                         tol=tol, max_iter=max_iter)
     rho = float(base.with_settings(sel.best).rho)
     _log.info("trace-norm rho for select_k by cross-validation over %s: %g", list(grid), rho)
-    return rho
+    W0 = None if sel.mean_W is None else torch.from_numpy(sel.mean_W[sel.best_index])
+    return rho, W0
 
 
 def select_regularisation(model: Any, X: Any, Y: Any, positive: Any, train: Any, fold: Any,
