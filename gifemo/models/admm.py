@@ -400,11 +400,8 @@ class MultitaskADMM:
         rho = penalty.rho
         s1 = _scale(penalty, W0)
         if s1 <= 0.0:
-            if self._L is None:  # a rough 2 λ_max(H_t) is enough for a guess: the shared
-                # basis has H_B's spectrum for free (H_t differs from H_B by a few rows);
-                # else 15 Lanczos steps (~4 s at paper scale)
-                self._L = 2.0 * (float(self.basis.lam.max()) if self.basis is not None else
-                                 float(self.prob.task_eigmax(max_steps=15, rtol=1e-2).max()))
+            if self._L is None:  # a rough 2 λ_max(H_t) is enough for a guess
+                self._L = 2.0 * float(self.prob.task_eigmax(max_steps=15, rtol=1e-2).max())
             s1 = _scale(penalty, penalty.prox(-G0 / self._L, 1.0 / self._L))
             if s1 <= 0.0:  # the step is still 0 (ρ near its zero-solution bound)
                 s1 = 1e-3 * penalty.dual_norm(G0) / self._L
