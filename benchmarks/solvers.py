@@ -44,12 +44,14 @@ One BLAS thread under load: on the shared 2-core box under load, two OpenBLAS th
 threads) is faster: 8.0 s per set of 17 factorisations (the trace-path figures in the
 README were taken that way, without OMP_NUM_THREADS).
 
-``--cv-fit FOLDER``: the lasso's (or ``--penalty trace_norm``) CV grid on one real CV fit
-of a dataset folder (seed 0, fold 0), e.g. ``data/paper_synthetic``, where every emotion has
-its own test set and folds (so the tasks' rows differ by ~2,000 of ~5,000).
+``--cv-fit FOLDER``: the lasso's (or ``--penalty trace_norm|clustered_mtl``) CV grid on one
+real CV fit of a dataset folder (seed 0, fold 0), e.g. ``data/paper_synthetic``, where every
+emotion has its own test set and folds (so the tasks' rows differ by ~2,000 of ~5,000); for
+clustered MTL ADMM against L-BFGS in one run. ``--next-fold``: instead, the grid's first
+value on fold 1 from W = 0 and from fold 0's solution (the cross-validation's warm start).
 
   .venv/bin/python benchmarks/solvers.py --cv-fit data/paper_synthetic [--features visual]
-      [--penalty lasso|trace_norm] [--cd-rhos 2]
+      [--penalty lasso|trace_norm|clustered_mtl] [--cd-rhos 2] [--next-fold]
 
 ``--lasso-path``: the lasso's CV grid on the same problem, the ADMM variants for all tasks
 against scikit-learn coordinate descent on the first ``--cd-tasks`` tasks (minutes per task
