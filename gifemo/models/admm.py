@@ -28,8 +28,8 @@ K_t + μ/2·I with K_t = C_t X_t X_tᵀ C_t and the Woodbury identity). The task
 subsets of one X, so their Grams come from one XᵀX minus each task's excluded rows
 (:func:`_shared_grams`); each task keeps its Gram and its current factor in ONE array (upper
 and lower triangle), so a new μ costs T Cholesky factorisations and no new memory, and one
-:class:`MultitaskADMM` solves a whole ρ path (largest ρ first, warm-started) of either
-penalty; :meth:`MultitaskADMM.release` frees it.
+:class:`MultitaskADMM` solves a whole ρ path (largest ρ first, warm-started) of any of
+them; :meth:`MultitaskADMM.release` frees it.
 
 On GIFGIF-shaped masks (GIFs rated on every emotion plus GIFs collected for one) the tasks'
 matrices differ from one shared Gram by a few hundred rank-one terms each, and the W-step
@@ -427,8 +427,10 @@ class MultitaskADMM:
         step, which can be far off: the lasso at ρ = 100 on a paper-scale CV fit (15,494 ×
         4,096, ``data/paper_synthetic``) needed 820 iterations (332 s) with that μ kept, and
         25–65 per ρ once warm-started."""
-        s = 0.0 if isinstance(penalty, ClusteredMTLPenalty) else _scale(penalty, Z)
-        if s <= 0.0:  # clustered MTL: μ comes from the penalty alone
+        if isinstance(penalty, ClusteredMTLPenalty):  # μ comes from the penalty alone
+            return mu
+        s = _scale(penalty, Z)
+        if s <= 0.0:
             return mu
         ideal = penalty.rho / s
         keep = self.mu_keep if self.mu_keep is not None else MU_KEEP[type(penalty)]
