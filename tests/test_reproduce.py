@@ -327,3 +327,26 @@ def test_resume_needs_the_folder_to_continue(capsys):
     with pytest.raises(SystemExit) as e:
         script["main"](["--resume", "data=demo"])
     assert e.value.code == 2 and "--resume needs --out" in capsys.readouterr().err
+
+
+def test_only_rows_keeps_the_settings_order_and_names_unknown_rows(capsys):
+    import runpy
+
+    from gifemo.paper.reproduce import TAG_FEATURE_ROWS, only_rows
+
+    settings = load_settings(CONF / "reproduce.yaml", "full")
+    tag_row = next(iter(TAG_FEATURE_ROWS))
+    got = only_rows(settings, ["clustered_mtl", " trace_norm", tag_row, "unsorted"])
+    assert got["methods"] == ["unsorted", "trace_norm", "clustered_mtl"]  # the setting's order
+    assert got["tag_feature_rows"] == [tag_row]
+    assert got["seeds"] == settings["seeds"] and settings["methods"][1] == "visual_lasso"
+    with pytest.raises(ValueError, match="'lasso'.*rows: unsorted"):
+        only_rows(settings, ["trace_norm", "lasso"])
+    with pytest.raises(ValueError):
+        only_rows(settings, [""])
+
+    script = runpy.run_path(str(CONF.parent / "scripts" / "reproduce.py"))
+    with pytest.raises(SystemExit) as e:
+        script["main"](["--methods", "trace_norm,nope", "data=demo"])
+    assert e.value.code == 2 and "--methods: unknown Table 2 row(s) ['nope']" in \
+        capsys.readouterr().err

@@ -451,12 +451,12 @@ def reproduce(compose, settings: dict, out_dir: str | Path, overrides: Sequence[
     """
     out_dir = Path(out_dir)
     base = [*settings.get("overrides", []), *overrides]
-    if settings.get("demo_overrides"):
-        probe = compose(run_overrides(settings["methods"][0], 0, out_dir / "probe", base))
-        if probe.data.get("generate", False):
-            base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
     seeds = list(settings["seeds"] if seeds is None else seeds)
     methods = [*settings["methods"], *(settings.get("tag_feature_rows") or [])]
+    if settings.get("demo_overrides") and methods:
+        probe = compose(run_overrides(methods[0], 0, out_dir / "probe", base))
+        if probe.data.get("generate", False):
+            base = [*settings.get("overrides", []), *settings["demo_overrides"], *overrides]
     rep = run_table2(compose, methods, seeds, out_dir, base,
                      settings.get("method_overrides") or {}, resume=resume)
     report = write_report(rep, out_dir, {**settings, "seeds": seeds,

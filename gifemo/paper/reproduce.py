@@ -295,6 +295,22 @@ def load_settings(path: str | Path, setting: str) -> dict:
     return out
 
 
+def only_rows(settings: dict, rows: Sequence[str]) -> dict:
+    """``settings`` restricted to the Table 2 rows ``rows`` (paper rows or tag-feature rows),
+    run in the setting's order whatever the order given: one reproduction split over
+    processes (e.g. ``--methods visual_lasso,tag_lasso`` beside ``--methods
+    trace_norm,clustered_mtl`` on the same ``--out``; keep trace norm and clustered MTL
+    together, the latter reuses the former's cross-validation), then one ``--resume`` without
+    it writes the whole report."""
+    rows = [r.strip() for r in rows if r.strip()]
+    known = [*settings["methods"], *(m for m in TAG_FEATURE_ROWS if m not in settings["methods"])]
+    unknown = [r for r in rows if r not in known]
+    if not rows or unknown:
+        raise ValueError(f"unknown Table 2 row(s) {unknown or rows!r}; rows: {', '.join(known)}")
+    return {**settings, "methods": [m for m in settings["methods"] if m in rows],
+            "tag_feature_rows": [m for m in TAG_FEATURE_ROWS if m in rows]}
+
+
 def hydra_composer(conf_dir: str | Path):
     """``compose(overrides) -> DictConfig`` of ``conf_dir/train.yaml``, as train.py composes
     it (outside a Hydra app)."""
