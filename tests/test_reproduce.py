@@ -342,8 +342,8 @@ def test_only_rows_keeps_the_settings_order_and_names_unknown_rows(capsys):
     assert got["seeds"] == settings["seeds"] and settings["methods"][1] == "visual_lasso"
     with pytest.raises(ValueError, match="'lasso'.*rows: unsorted"):
         only_rows(settings, ["trace_norm", "lasso"])
-    with pytest.raises(ValueError):
-        only_rows(settings, [""])
+    with pytest.raises(ValueError, match="no Table 2 row given; rows: unsorted"):
+        only_rows(settings, ["", " "])
 
     script = runpy.run_path(str(CONF.parent / "scripts" / "reproduce.py"))
     with pytest.raises(SystemExit) as e:

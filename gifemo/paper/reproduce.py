@@ -306,7 +306,8 @@ def only_rows(settings: dict, rows: Sequence[str]) -> dict:
     known = [*settings["methods"], *(m for m in TAG_FEATURE_ROWS if m not in settings["methods"])]
     unknown = [r for r in rows if r not in known]
     if not rows or unknown:
-        raise ValueError(f"unknown Table 2 row(s) {unknown or rows!r}; rows: {', '.join(known)}")
+        what = f"unknown Table 2 row(s) {unknown!r}" if unknown else "no Table 2 row given"
+        raise ValueError(f"{what}; rows: {', '.join(known)}")
     return {**settings, "methods": [m for m in settings["methods"] if m in rows],
             "tag_feature_rows": [m for m in TAG_FEATURE_ROWS if m in rows]}
 
