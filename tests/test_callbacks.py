@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import CSVLogger
 from gifemo.data.feature_datamodule import FeatureDataModule
 from gifemo.data.emotions import EMOTIONS
 from gifemo.eval.callbacks import PRMetricsCallback
-from gifemo.eval.metrics import NoPositivesWarning
+from gifemo.eval.metrics import PR_AUC_NOTE, NoPositivesWarning
 from gifemo.models.layout import FeatureLayout
 from gifemo.models.linear_recognizer import LinearRecognizer
 
@@ -89,7 +89,9 @@ def test_files_png_csv_markdown(tmp_path):
     assert int(r0["n_positive"]) == int((Y[M[:, 0], 0] > 25).sum())
     assert float(r0["unsorted_pr_auc"]) == pytest.approx(float(r0["positive_rate"]))
     md = (tmp_path / "test_pr_table.md").read_text()
-    assert md.startswith("| emotion |") and md.count("\n") == T + 3
+    # the table (header, rule, T emotions, the mean), a blank line, the sentence saying which PR-AUC
+    assert md.startswith("| emotion |") and md.count("\n") == T + 5
+    assert md.rstrip("\n").endswith(PR_AUC_NOTE)
     assert {p.name for p in cb.files["test"]} == {"test_pr_curve.png", "test_pr_table.csv",
                                                   "test_pr_table.md"}
 

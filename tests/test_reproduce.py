@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from gifemo.data.emotions import EMOTIONS
+from gifemo.eval.metrics import PR_AUC_NOTE
 from gifemo.paper.reproduce import PAPER_TABLE2, load_settings, run_overrides
 from gifemo.paper.report import orderings
 
@@ -72,6 +73,8 @@ def test_every_file_is_written_and_pngs_are_valid(quick_report):
         if name.endswith(".png"):
             assert f"]({name})" in text, f"report.md does not link {name}"
     assert "scikit-learn" in text and "torch" in text  # software versions
+    # every PR-AUC table says it is the interpolated curve's area (Table 2, beyond-the-paper)
+    assert text.count(PR_AUC_NOTE) == 2 and PR_AUC_NOTE in (out / "table2.md").read_text()
     assert "## Beyond the paper" in text and (out / "table2_tag_features.csv").is_file()
     beyond = _read(out / "table2_tag_features.csv")
     assert [r["model"] for r in beyond] == ["visual_tag_lasso"]

@@ -37,7 +37,7 @@ from pytorch_lightning.callbacks import Callback
 
 from gifemo.data.emotions import EMOTIONS
 from gifemo.data.labels import is_positive
-from gifemo.eval.metrics import PRSummary, evaluate_rankings
+from gifemo.eval.metrics import PR_AUC_NOTE, PRSummary, evaluate_rankings
 from gifemo.eval.pr_plot import plot_pr_curves
 
 _log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def write_table(rows: list[dict], out_dir: str | os.PathLike, stem: str) -> tupl
              "|" + "|".join("---" if c == "emotion" else "---:" for c in TABLE_COLUMNS) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r[c]) for c in TABLE_COLUMNS) + " |")
+    lines += ["", PR_AUC_NOTE]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv_path, md_path
 

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from gifemo.data.emotions import EMOTIONS, GENERIC_TAGS
 from gifemo.data.splits import top_tags
 from gifemo.data.summary import dataset_timing
+from gifemo.eval.metrics import PR_AUC_NOTE
 from gifemo.paper import figures
 from gifemo.paper.reproduce import (PAPER_TABLE2, TAG_FEATURE_ROWS, Reproduction, run_overrides,
                                     run_table2)
@@ -312,7 +313,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     t2 = table2_rows(rep)
     write_csv(t2, TABLE2_COLUMNS, out / "table2.csv")
     t2_md = table2_markdown(t2)
-    (out / "table2.md").write_text(t2_md + "\n", encoding="utf-8")
+    (out / "table2.md").write_text(t2_md + "\n\n" + PR_AUC_NOTE + "\n", encoding="utf-8")
     write_csv([{"method": r.method, "seed": r.seed, "pr_auc": r.pr_auc, "n_tilde": r.n_tilde,
                 "unsorted_pr_auc": r.summary.unsorted_pr_auc, "penalty": r.penalty, "k": r.k,
                 "seconds": round(r.seconds, 2)} for r in rep.runs],
@@ -325,7 +326,8 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
     if beyond:
         write_csv(beyond, tuple(beyond[0]), out / "table2_tag_features.csv")
         beyond_md = tag_feature_markdown(beyond)
-        (out / "table2_tag_features.md").write_text(beyond_md + "\n", encoding="utf-8")
+        (out / "table2_tag_features.md").write_text(beyond_md + "\n\n" + PR_AUC_NOTE + "\n",
+                                                    encoding="utf-8")
 
     t1 = table1_rows(rep.dataset)
     write_csv(t1, ("emotion", "rank", "tag", "n_positive_gifs", "generic"), out / "table1.csv")
@@ -388,7 +390,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
         f"PR-AUC of the PR curve averaged over the emotions, and Ñ (GIFs to look at to find "
         f"Np = {n_pos:,.0f} positives among Nall = {n_all:,.0f} candidates); mean ± std over "
         f"{len(seeds)} test split(s). [CSV](table2.csv), [per seed](table2_per_seed.csv), "
-        f"[test GIFs per emotion](table2_test_counts.csv).",
+        f"[test GIFs per emotion](table2_test_counts.csv). {PR_AUC_NOTE}",
         "",
         t2_md,
         "",
@@ -400,7 +402,8 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
            "Not in the paper. The same rows, runs and seeds with the tag block replaced by the "
            "GIF's tags embedded by a sentence-transformers model (mean of the per-tag unit "
            "embeddings, L2; `features=visual_text`) or added to it (`visual_tags_text`); PR-AUC "
-           "(Ñ), mean ± std over the test-split seeds. [CSV](table2_tag_features.csv)", "",
+           "(Ñ), mean ± std over the test-split seeds. [CSV](table2_tag_features.csv) "
+           + PR_AUC_NOTE, "",
            beyond_md, ""] if beyond else []),
         "Regularisation per run (chosen by K-fold CV on the training part where the method's "
         "config has select_rho; clustered MTL's k by silhouette; see the configs below):",
