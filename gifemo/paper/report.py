@@ -383,7 +383,9 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
         f"Dataset: `{rep.dataset.root}` ({len(rep.dataset)} GIFs, "
         f"{int(rep.dataset.mask.sum())} labelled (GIF, emotion) pairs). Setting: "
         f"**{settings.get('name', '?')}**; test-split seeds {seeds}; "
-        f"total run time {rep.seconds:.0f} s.",
+        f"this process {rep.seconds:.0f} s; the runs' own wall times sum to "
+        f"{sum(r.seconds for r in rep.runs):,.0f} s (a run resumed with --resume counts the "
+        f"time its first process took; per run in [table2_per_seed.csv](table2_per_seed.csv)).",
         "",
         "## Table 2: ranking quality on the test pools",
         "",
