@@ -469,12 +469,15 @@ PENALTY_OF = {"lasso": L1Penalty, "trace_norm": TraceNormPenalty,
               "clustered_mtl": ClusteredMTLPenalty}
 
 
-def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float = 1e-4) -> None:
+def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float = 1e-4,
+                 mu_keeps: tuple[float | None, ...] = (None,)) -> None:
     """The CV grid of ``penalty`` on one real CV fit (``cv_fit_problem``), warm-started as
     the CV runs it, with the solver ``auto`` picks (ADMM for the trace norm and the
     paper-scale lasso); for the lasso also scikit-learn coordinate descent (all tasks,
     threads) on the first ``cd_rhos`` ρ of the grid; for clustered MTL ADMM against L-BFGS
-    (its solver until ADMM took it), the time ratio printed."""
+    (its solver until ADMM took it), the time ratio printed. Several ``mu_keeps`` run the
+    ADMM path once each (None = the penalty's default, ``admm.MU_KEEP``), ratios against the
+    first."""
     grid = cv_grid(penalty)
     make = PENALTY_OF[penalty]
     prob, t_load = timed(lambda: cv_fit_problem(folder, group))
@@ -489,18 +492,13 @@ def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float
             (W, it, rep), secs = timed(lambda: _lasso_cd(prob, make(**g), W, tol, 100_000))
             print(f"  CD   {g} {secs:7.1f} s  gap {rep.rel_gap:.1e}  nonzero "
                   f"{float((W != 0).double().mean()):.3f}", flush=True)
-    admm, setup = timed(lambda: MultitaskADMM(prob))
-    total, W = setup, None
-    print(f"  ADMM setup {setup:.1f} s ({'shared basis' if admm.basis is not None else 'a Cholesky factor per task'})")
-    for g in grid:
-        f0 = admm.factor_seconds
-        (W, it, rep, _), secs = timed(lambda: admm.solve(make(**g), W0=W, tol=tol))
-        total += secs
-        print(f"  ADMM {g} {secs:7.1f} s  {it:4d} iterations  factorisations "
-              f"{admm.factor_seconds - f0:5.1f} s  gap {rep.rel_gap:.1e}  nonzero "
-              f"{float((W != 0).double().mean()):.3f}", flush=True)
-    admm.release()
-    print(f"  ADMM path {total:.1f} s with setup; load {os.getloadavg()[0]:.1f}")
+    paths = []
+    for keep in mu_keeps:
+        total, n_its = _admm_cv_path(prob, grid, make, tol, keep)
+        paths.append((keep, total, n_its))
+    for keep, total, n_its in paths[1:]:
+        print(f"  mu_keep {keep}: path {total:.1f} s, {n_its} iterations; "
+              f"{paths[0][1] / total:.2f}x the time of mu_keep {paths[0][0]}")
     if penalty == "clustered_mtl":
         W, t_lbfgs = zero, 0.0
         for g in grid:
@@ -510,6 +508,30 @@ def cv_fit_bench(folder: str, group: str, penalty: str, cd_rhos: int, tol: float
                   flush=True)
         print(f"  L-BFGS path {t_lbfgs:.1f} s; L-BFGS / ADMM {t_lbfgs / total:.2f}x; load "
               f"{os.getloadavg()[0]:.1f}")
+
+
+def _admm_cv_path(prob, grid, make, tol, mu_keep) -> tuple[float, int]:
+    """One warm-started ADMM path over ``grid`` (largest ρ first), printed per grid value;
+    returns (seconds with setup, iterations). The eigenbasis memo is cleared first, so every
+    path pays its own setup."""
+    from gifemo.models.shared_basis import BASIS_MEMO
+
+    BASIS_MEMO.clear()
+    admm, setup = timed(lambda: MultitaskADMM(prob, mu_keep=mu_keep))
+    total, W, n_its = setup, None, 0
+    print(f"  ADMM setup {setup:.1f} s ({'shared basis' if admm.basis is not None else 'a Cholesky factor per task'}"
+          f"; mu_keep {mu_keep if mu_keep is not None else 'default'})")
+    for g in grid:
+        f0 = admm.factor_seconds
+        (W, it, rep, _), secs = timed(lambda: admm.solve(make(**g), W0=W, tol=tol))
+        total, n_its = total + secs, n_its + it
+        print(f"  ADMM {g} {secs:7.1f} s  {it:4d} iterations  factorisations "
+              f"{admm.factor_seconds - f0:5.1f} s  gap {rep.rel_gap:.1e}  nonzero "
+              f"{float((W != 0).double().mean()):.3f}", flush=True)
+    admm.release()
+    print(f"  ADMM path {total:.1f} s with setup, {n_its} iterations, "
+          f"{admm.n_factorizations} factor sets; load {os.getloadavg()[0]:.1f}")
+    return total, n_its
 
 
 def next_fold_bench(folder: str, group: str, penalty: str, tol: float = 1e-4) -> None:
@@ -584,6 +606,9 @@ def main() -> None:
     ap.add_argument("--next-fold", action="store_true",
                     help="--cv-fit: the first grid value on fold 1, cold and warm-started from "
                          "fold 0's solution, instead of the grid")
+    ap.add_argument("--mu-keeps", default=None,
+                    help="--cv-fit: comma-separated ADMM mu_keep values, one path each in this "
+                         "run (default: the penalty's own, admm.MU_KEEP)")
     ap.add_argument("--cd-rhos", type=int, default=0,
                     help="--cv-fit lasso: coordinate descent on the first K rho too")
     ap.add_argument("--mu-keep-sweep", action="store_true",
@@ -596,7 +621,8 @@ def main() -> None:
         next_fold_bench(args.cv_fit, args.features, args.penalty)
         return
     if args.cv_fit:
-        cv_fit_bench(args.cv_fit, args.features, args.penalty, args.cd_rhos)
+        keeps = (None,) if args.mu_keeps is None else tuple(float(k) for k in args.mu_keeps.split(","))
+        cv_fit_bench(args.cv_fit, args.features, args.penalty, args.cd_rhos, mu_keeps=keeps)
         return
     if args.mu_keep_sweep:
         mu_keep_sweep(args.n or 1500, 1000)
