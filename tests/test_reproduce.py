@@ -16,7 +16,7 @@ import pytest
 from gifemo.data.emotions import EMOTIONS
 from gifemo.eval.metrics import PR_AUC_NOTE
 from gifemo.paper.reproduce import PAPER_TABLE2, load_settings, run_overrides
-from gifemo.paper.report import orderings
+from gifemo.paper.report import gp_score_lines, orderings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,6 +75,8 @@ def test_every_file_is_written_and_pngs_are_valid(quick_report):
     assert "scikit-learn" in text and "torch" in text  # software versions
     # every PR-AUC table says it is the interpolated curve's area (Table 2, beyond-the-paper)
     assert text.count(PR_AUC_NOTE) == 2 and PR_AUC_NOTE in (out / "table2.md").read_text()
+    # the report says which form of eq. 5 the GP row ranked by (the default: as printed)
+    assert "- GP (visual + tags) ranks by eq. 5 as the paper prints it" in text
     assert "## Beyond the paper" in text and (out / "table2_tag_features.csv").is_file()
     beyond = _read(out / "table2_tag_features.csv")
     assert [r["model"] for r in beyond] == ["visual_tag_lasso"]
@@ -214,6 +216,18 @@ def test_orderings_and_overrides():
         run_overrides("svm", 0, Path("/r"), [])
     with pytest.raises(ValueError, match="unknown setting"):
         load_settings(CONF / "reproduce.yaml", "huge")
+
+
+def test_the_gp_rows_score_form_is_named_from_its_config():
+    from omegaconf import OmegaConf
+
+    cfgs = {"visual_lasso": OmegaConf.create({"model": {"penalty": {"rho": 1.0}}}),
+            "gp": OmegaConf.create({"model": {"score_form": "squared"}})}
+    assert gp_score_lines(cfgs) == ["- GP (visual + tags) ranks by the squared form of eq. 5, "
+                                    "exp(−(50 − µ)²/(2V)) (`model.score_form=squared`)."]
+    cfgs["gp"].model.score_form = "printed"
+    assert "as the paper prints it, exp(−(50 − µ)/(2V))" in gp_score_lines(cfgs)[0]
+    assert gp_score_lines({"unsorted": OmegaConf.create({"model": {}})}) == []
 
 
 def test_tag_feature_rows_rerun_the_paper_rows_with_text_tags():

@@ -35,8 +35,8 @@ from gifemo.data.splits import top_tags
 from gifemo.data.summary import dataset_timing
 from gifemo.eval.metrics import PR_AUC_NOTE
 from gifemo.paper import figures
-from gifemo.paper.reproduce import (PAPER_TABLE2, TAG_FEATURE_ROWS, Reproduction, run_overrides,
-                                    run_table2)
+from gifemo.paper.reproduce import (PAPER_TABLE2, TAG_FEATURE_ROWS, Reproduction, row_label,
+                                    run_overrides, run_table2)
 from gifemo.models.selection import choose_k_silhouette
 from gifemo.paper.svm_baseline import PAPER_TABLE4, svm_binary_relevance
 
@@ -83,6 +83,22 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- Table 2
+
+GP_SCORE_FORMS = {"printed": "eq. 5 as the paper prints it, exp(−(50 − µ)/(2V))",
+                  "squared": "the squared form of eq. 5, exp(−(50 − µ)²/(2V))"}
+
+
+def gp_score_lines(cfgs: Mapping[str, Any]) -> list[str]:
+    """Which form of eq. 5 each GP row ranked by (§3.5.2): the paper's text has no square, the
+    Gaussian-density reading has one, and the two rank differently; read from the composed
+    config (``model.score_form``) of the method's first run."""
+    lines = []
+    for method, cfg in cfgs.items():
+        form = OmegaConf.select(cfg, "model.score_form") if cfg is not None else None
+        if form is not None:
+            lines.append(f"- {row_label(method)} ranks by {GP_SCORE_FORMS.get(form, repr(form))} "
+                         f"(`model.score_form={form}`).")
+    return lines
 
 def table2_rows(rep: Reproduction) -> list[dict]:
     """One row per method run: mean ± std (sample std, ddof=1) over the seeds."""
@@ -395,6 +411,8 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
         f"[test GIFs per emotion](table2_test_counts.csv). {PR_AUC_NOTE}",
         "",
         t2_md,
+        "",
+        *gp_score_lines(rep.cfgs),
         "",
         "Orderings of the paper's methods (by PR-AUC):",
         "",
