@@ -52,6 +52,11 @@ value on fold 1 from W = 0 and from fold 0's solution (the cross-validation's wa
 
   .venv/bin/python benchmarks/solvers.py --cv-fit data/paper_synthetic [--features visual]
       [--penalty lasso|trace_norm|clustered_mtl] [--cd-rhos 2] [--next-fold]
+      [--mu-keeps 3,5,10] [--dtype-probe]
+
+``--mu-keeps``: the path once per ADMM ``mu_keep`` (factor sets against iterations).
+``--dtype-probe``: one iteration's W-step solve and products with X in float64 and float32
+(a lever not taken: the float32 solve's relative error is printed beside the time ratio).
 
 ``--lasso-path``: the lasso's CV grid on the same problem, the ADMM variants for all tasks
 against scikit-learn coordinate descent on the first ``--cd-tasks`` tasks (minutes per task
@@ -534,6 +539,49 @@ def _admm_cv_path(prob, grid, make, tol, mu_keep) -> tuple[float, int]:
     return total, n_its
 
 
+def dtype_probe(folder: str, group: str, mu: float = 1.0, repeats: int = 5) -> None:
+    """What float32 would save per ADMM iteration on one CV fit (a lever not taken): the
+    shared-basis W-step solve and the two products with X of the certificate/residuals,
+    each in float64 (as the solver runs) and float32 in the same process, median seconds of
+    ``repeats``, with the float32 solve's relative error against float64. Eigenbasis and
+    capacitance factors are built in each dtype once (their time printed, not compared)."""
+    from gifemo.models.admm import _base_rows
+    from gifemo.models.shared_basis import BASIS_MEMO, SharedBasisSystems
+
+    prob = cv_fit_problem(folder, group)
+    rows = [np.flatnonzero(prob.M[:, t].numpy() > 0) for t in range(prob.T)]
+    base = _base_rows(prob.X.shape[0], rows)
+    g = np.random.default_rng(0)
+    R64 = g.standard_normal((prob.d, prob.T))
+    W64 = g.standard_normal((prob.d, prob.T)) * 1e-2
+    print(f"\n=== one ADMM iteration's products in float64 and float32, {folder} ({group}, "
+          f"seed 0, fold 0): {prob.X.shape[0]} x {prob.d}, T = {prob.T}; load {os.getloadavg()[0]:.1f} ===")
+    med, sol = {}, {}
+    for dt in (np.float64, np.float32):
+        BASIS_MEMO.clear()
+        X = prob.X.numpy().astype(dt)
+        systems, setup = timed(lambda: SharedBasisSystems(X, rows, list(range(prob.T)), base, True))
+        _, fac = timed(lambda: systems.factor(mu))
+        R, W = R64.astype(dt), W64.astype(dt)
+        t_solve, t_prod = [], []
+        for _ in range(repeats):
+            out, s = timed(lambda: systems.solve(R))
+            t_solve.append(s)
+            _, s = timed(lambda: X.T @ (X @ W))
+            t_prod.append(s)
+        sol[dt] = out
+        med[dt] = (float(np.median(t_solve)), float(np.median(t_prod)))
+        print(f"  {np.dtype(dt).name}: setup {setup:.1f} s, factor {fac:.1f} s; W-step solve "
+              f"{med[dt][0]:.3f} s, Xᵀ(XW) {med[dt][1]:.3f} s (median of {repeats})", flush=True)
+        del systems, X
+    BASIS_MEMO.clear()
+    err = np.linalg.norm(sol[np.float32] - sol[np.float64]) / np.linalg.norm(sol[np.float64])
+    (s64, p64), (s32, p32) = med[np.float64], med[np.float32]
+    print(f"  float32 / float64 time: solve {s32 / s64:.2f}, products {p32 / p64:.2f}, both "
+          f"{(s32 + p32) / (s64 + p64):.2f}; float32 solve relative error {err:.1e}; "
+          f"load {os.getloadavg()[0]:.1f}")
+
+
 def next_fold_bench(folder: str, group: str, penalty: str, tol: float = 1e-4) -> None:
     """The first grid value of ``penalty`` on CV fold 1 of a dataset folder, from W = 0 and
     warm-started from fold 0's solution (what ``select_rho_cv`` does): iterations, seconds."""
@@ -609,6 +657,9 @@ def main() -> None:
     ap.add_argument("--mu-keeps", default=None,
                     help="--cv-fit: comma-separated ADMM mu_keep values, one path each in this "
                          "run (default: the penalty's own, admm.MU_KEEP)")
+    ap.add_argument("--dtype-probe", action="store_true",
+                    help="--cv-fit: one ADMM iteration's products in float64 vs float32 instead "
+                         "of the grid")
     ap.add_argument("--cd-rhos", type=int, default=0,
                     help="--cv-fit lasso: coordinate descent on the first K rho too")
     ap.add_argument("--mu-keep-sweep", action="store_true",
@@ -617,6 +668,9 @@ def main() -> None:
     print(f"host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    if args.cv_fit and args.dtype_probe:
+        dtype_probe(args.cv_fit, args.features)
+        return
     if args.cv_fit and args.next_fold:
         next_fold_bench(args.cv_fit, args.features, args.penalty)
         return
