@@ -227,6 +227,8 @@ def test_the_gp_rows_score_form_is_named_from_its_config():
                                     "exp(−(50 − µ)²/(2V)) (`model.score_form=squared`)."]
     cfgs["gp"].model.score_form = "printed"
     assert "as the paper prints it, exp(−(50 − µ)/(2V))" in gp_score_lines(cfgs)[0]
+    cfgs["gp"].model.target_max = 100.0  # the score scale's maximum is the config's, not 50
+    assert "as the paper prints it, exp(−(100 − µ)/(2V))" in gp_score_lines(cfgs)[0]
     assert gp_score_lines({"unsorted": OmegaConf.create({"model": {}})}) == []
 
 

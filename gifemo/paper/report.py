@@ -84,21 +84,23 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- Table 2
 
-GP_SCORE_FORMS = {"printed": "eq. 5 as the paper prints it, exp(−(50 − µ)/(2V))",
-                  "squared": "the squared form of eq. 5, exp(−(50 − µ)²/(2V))"}
+GP_SCORE_FORMS = {"printed": "eq. 5 as the paper prints it, exp(−({t:g} − µ)/(2V))",
+                  "squared": "the squared form of eq. 5, exp(−({t:g} − µ)²/(2V))"}
 
 
 def gp_score_lines(cfgs: Mapping[str, Any]) -> list[str]:
     """Which form of eq. 5 each GP row ranked by (§3.5.2): the paper's text has no square, the
     Gaussian-density reading has one, and the two rank differently; read from the composed
-    config (``model.score_form``) of the method's first run."""
+    config (``model.score_form``, ``model.target_max``) of the method's first run."""
     lines = []
     for method, cfg in cfgs.items():
-        form = OmegaConf.select(cfg, "model.score_form") if cfg is not None else None
+        form = OmegaConf.select(cfg, "model.score_form")
         if form is not None:
-            lines.append(f"- {row_label(method)} ranks by {GP_SCORE_FORMS.get(form, repr(form))} "
-                         f"(`model.score_form={form}`).")
+            t = float(OmegaConf.select(cfg, "model.target_max", default=50.0))
+            text = GP_SCORE_FORMS[form].format(t=t) if form in GP_SCORE_FORMS else repr(form)
+            lines.append(f"- {row_label(method)} ranks by {text} (`model.score_form={form}`).")
     return lines
+
 
 def table2_rows(rep: Reproduction) -> list[dict]:
     """One row per method run: mean ± std (sample std, ddof=1) over the seeds."""
@@ -379,6 +381,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
                                                           " (within one std: not conclusive)")
                                          if ok else "**not reproduced**")
                    for hi, lo, ok, strong in orderings(t2)]
+    gp_lines = gp_score_lines(rep.cfgs)
     sel = [f"- {r.method} seed {r.seed}: {r.penalty}" + (f", k = {r.k:g}" if math.isfinite(r.k) else "")
            for r in rep.runs]
     fig_lines = {
@@ -412,8 +415,7 @@ def write_report(rep: Reproduction, out_dir: str | Path, settings: Mapping[str, 
         "",
         t2_md,
         "",
-        *gp_score_lines(rep.cfgs),
-        "",
+        *gp_lines, *([""] if gp_lines else []),
         "Orderings of the paper's methods (by PR-AUC):",
         "",
         *order_lines,
